@@ -1,0 +1,266 @@
+"""A real single-node KRaft Kafka broker from the Apache Kafka jars (`make kafka-jars`).
+
+`lakeloop kafka up|down|status` (and infra/kafka.sh): the broker listens on 127.0.0.1 with its
+data under the configured data dir. `up` waits until the broker answers and is harmless when it
+already runs; `down` stops it with SIGTERM (a clean shutdown) and waits for the process to end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from lakeloop.config import AppConfig
+
+log = logging.getLogger(__name__)
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class BrokerPaths:
+    data_dir: Path
+    jars_dir: Path
+
+    @property
+    def properties(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def kraft_dir(self) -> Path:
+        return self.data_dir / "kraft-data"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    @property
+    def stdout(self) -> Path:
+        return self.log_dir / "stdout.log"
+
+
+def _paths(cfg: AppConfig) -> BrokerPaths:
+    b = cfg.kafka.broker
+    return BrokerPaths(cfg.path(b.data_dir).resolve(), cfg.path(b.jars_dir).resolve())
+
+
+def _server_properties(cfg: AppConfig, paths: BrokerPaths) -> str:
+    b = cfg.kafka.broker
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{b.host}:{b.controller_port}",
+            f"listeners=PLAINTEXT://{b.host}:{b.port},CONTROLLER://{b.host}:{b.controller_port}",
+            f"advertised.listeners=PLAINTEXT://{b.host}:{b.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={paths.kraft_dir}",
+            f"num.partitions={b.num_partitions}",
+            "offsets.topic.replication.factor=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "log.retention.hours=168",
+            "",
+        ]
+    )
+
+
+def _java_cmd(paths: BrokerPaths, cfg: AppConfig, *args: str, heap: str | None = None) -> list[str]:
+    jars = paths.jars_dir
+    if not jars.is_dir() or not any(jars.glob("kafka_2.13-*.jar")):
+        raise BrokerError(f"Kafka broker jars missing in {jars}; run `make kafka-jars`")
+    log4j = cfg.project_root / "infra" / "kafka" / "log4j2.properties"
+    cmd = ["java"]
+    if heap:
+        cmd += [f"-Xmx{heap}", f"-Xms{heap}"]
+    cmd += [
+        f"-Dlog4j2.configurationFile={log4j}",
+        f"-Dkafka.logs.dir={paths.log_dir}",
+        "-Djava.net.preferIPv4Stack=true",
+        "-cp",
+        f"{jars}/*",
+        *args,
+    ]
+    return cmd
+
+
+def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _pid(paths: BrokerPaths) -> int | None:
+    try:
+        pid = int(paths.pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    # a zombie or a recycled pid is not our broker
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"kafka.Kafka" not in cmdline:
+            return None
+    except FileNotFoundError:
+        return None
+    return pid
+
+
+def answers(cfg: AppConfig, timeout_s: float = 5.0) -> bool:
+    """True when the broker answers a metadata request (not just an open port)."""
+    b = cfg.kafka.broker
+    if not _port_open(b.host, b.port):
+        return False
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=f"{b.host}:{b.port}",
+            request_timeout_ms=int(timeout_s * 1000),
+        )
+        try:
+            admin.list_topics()
+        finally:
+            admin.close()
+        return True
+    except (KafkaError, OSError, ValueError):
+        return False
+
+
+def status(cfg: AppConfig) -> dict[str, object]:
+    paths = _paths(cfg)
+    b = cfg.kafka.broker
+    pid = _pid(paths)
+    return {
+        "running": pid is not None,
+        "pid": pid,
+        "answers": answers(cfg) if pid else False,
+        "bootstrap": f"{b.host}:{b.port}",
+        "data_dir": str(paths.data_dir),
+        "log": str(paths.log_dir / "server.log"),
+    }
+
+
+def _format_storage(cfg: AppConfig, paths: BrokerPaths) -> None:
+    if (paths.kraft_dir / "meta.properties").exists():
+        return
+    cluster_id = uuid.uuid4().bytes
+    import base64
+
+    cid = base64.urlsafe_b64encode(cluster_id).decode().rstrip("=")
+    cmd = _java_cmd(paths, cfg, "kafka.tools.StorageTool", "format", "-t", cid,
+                    "-c", str(paths.properties))
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise BrokerError(f"formatting Kafka storage failed: {res.stderr or res.stdout}")
+    log.info("formatted KRaft storage in %s (cluster id %s)", paths.kraft_dir, cid)
+
+
+def up(cfg: AppConfig) -> dict[str, object]:
+    """Start the broker unless it already runs; wait until it answers."""
+    paths = _paths(cfg)
+    b = cfg.kafka.broker
+    if _pid(paths) is not None:
+        if not _wait_answers(cfg, b.start_timeout_s):
+            raise BrokerError(f"broker pid {_pid(paths)} runs but does not answer; see "
+                              f"{paths.log_dir}/server.log")
+        log.info("Kafka broker already running (pid %s)", _pid(paths))
+        return status(cfg)
+    if _port_open(b.host, b.port):
+        raise BrokerError(
+            f"port {b.host}:{b.port} is taken by another process (not this project's broker); "
+            "stop it or set kafka.broker.port"
+        )
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    paths.properties.write_text(_server_properties(cfg, paths))
+    _format_storage(cfg, paths)
+    cmd = _java_cmd(paths, cfg, "kafka.Kafka", str(paths.properties), heap=b.heap)
+    with open(paths.stdout, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    paths.pid_file.write_text(str(proc.pid))
+    deadline = time.monotonic() + b.start_timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            paths.pid_file.unlink(missing_ok=True)
+            raise BrokerError(f"Kafka broker exited with {proc.returncode}; see {paths.stdout} "
+                              f"and {paths.log_dir}/server.log")
+        if answers(cfg, timeout_s=2):
+            log.info("Kafka broker up on %s:%s (pid %s)", b.host, b.port, proc.pid)
+            return status(cfg)
+        time.sleep(0.5)
+    down(cfg)
+    raise BrokerError(f"Kafka broker did not answer within {b.start_timeout_s}s; "
+                      f"see {paths.log_dir}/server.log")
+
+
+def _wait_answers(cfg: AppConfig, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if answers(cfg, timeout_s=2):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def down(cfg: AppConfig, timeout_s: float = 30.0) -> dict[str, object]:
+    """Stop the broker cleanly (SIGTERM, then SIGKILL after timeout_s); harmless if stopped."""
+    paths = _paths(cfg)
+    pid = _pid(paths)
+    if pid is None:
+        paths.pid_file.unlink(missing_ok=True)
+        log.info("Kafka broker not running")
+        return status(cfg)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    if _alive(pid):
+        log.warning("broker pid %s ignored SIGTERM for %ss; killing it", pid, timeout_s)
+        os.kill(pid, signal.SIGKILL)
+    paths.pid_file.unlink(missing_ok=True)
+    log.info("Kafka broker stopped (pid %s)", pid)
+    return status(cfg)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        return state != "Z"
+    except (FileNotFoundError, IndexError):
+        return False

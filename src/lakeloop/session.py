@@ -1,0 +1,56 @@
+"""The one place that builds the SparkSession."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from pyspark.sql import SparkSession
+
+from lakeloop.config import AppConfig
+from lakeloop.jars import spark_jars
+
+log = logging.getLogger(__name__)
+
+
+def session_conf(cfg: AppConfig) -> dict[str, str]:
+    """Every Spark setting lakeloop relies on, from the config."""
+    jars = spark_jars(cfg.path(cfg.spark.jars_dir))
+    conf = {
+        "spark.app.name": cfg.spark.app_name,
+        "spark.jars": ",".join(str(j) for j in jars),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
+        "spark.ui.enabled": str(cfg.spark.ui_enabled).lower(),
+        "spark.driver.memory": cfg.spark.driver_memory,
+        "spark.driver.host": "127.0.0.1",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.sql.streaming.stopGracefullyOnShutdown": "true",
+        "spark.sql.warehouse.dir": str(cfg.lakehouse_root / "_warehouse"),
+    }
+    conf.update(cfg.spark.extra_conf)
+    return conf
+
+
+def launched_by_spark_submit() -> bool:
+    """True inside `spark-submit app.py`: the JVM exists already and owns --master."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def build_spark(cfg: AppConfig, app_name: str | None = None) -> SparkSession:
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder
+    conf = session_conf(cfg)
+    if app_name:
+        conf["spark.app.name"] = app_name
+    if not launched_by_spark_submit():
+        builder = builder.master(cfg.spark.master)
+    for k, v in conf.items():
+        builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    log.info("spark %s session %s master=%s", spark.version, spark.sparkContext.appName,
+             spark.sparkContext.master)
+    return spark

@@ -1,0 +1,37 @@
+"""Write spark-defaults.conf into the virtualenv's SPARK_HOME so that a bare
+`spark-submit jobs/<job>.py ...` from .venv/bin finds Delta and the Kafka source on the driver
+classpath (jars given only to the SparkSession builder come too late under spark-submit).
+Run by `make jars`; the SparkSession factory still passes the same jars as `spark.jars`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pyspark
+
+from lakeloop.config import load_config
+from lakeloop.session import session_conf
+
+_KEYS = ("spark.jars", "spark.sql.extensions", "spark.sql.catalog.spark_catalog",
+         "spark.driver.host")
+
+
+def spark_defaults_path() -> Path:
+    return Path(pyspark.__file__).parent / "conf" / "spark-defaults.conf"
+
+
+def main() -> int:
+    conf = session_conf(load_config())
+    path = spark_defaults_path()
+    path.parent.mkdir(exist_ok=True)
+    lines = ["# written by `make jars` (lakeloop.sparkdefaults); do not edit"]
+    lines += [f"{k} {conf[k]}" for k in _KEYS]
+    path.write_text("\n".join(lines) + "\n")
+    sys.stdout.write(f"wrote {path}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The pipeline spec: one YAML file per use case under conf/pipelines/<name>.yaml.
+
+It declares the sources (file globs with format and explicit schema; Kafka topic and value
+schema), the table names, and the later stages (expectations, features, label, model, schedule,
+monitoring). Everything is checked before any I/O: table names must be plain `schema.table`
+identifiers and every path must resolve under the lakehouse root.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from lakeloop.config import AppConfig, ConfigError, Strict, format_validation_error, read_yaml
+
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+ColumnType = Literal["string", "int", "long", "double", "boolean", "date", "timestamp"]
+
+
+def _ident(v: str, what: str = "name") -> str:
+    if not IDENT.match(v):
+        raise ValueError(f"{what} {v!r} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
+    return v
+
+
+class Column(Strict):
+    name: str
+    type: ColumnType
+    nullable: bool = True
+
+    _name = field_validator("name")(lambda cls, v: _ident(v, "column name"))
+
+
+class FileSource(Strict):
+    name: str
+    table: str = Field(description="key in `tables` of the bronze table this source feeds")
+    glob: str = Field(description="relative to the lakehouse root; {date} is the run date")
+    format: Literal["csv", "json"]
+    options: dict[str, str | bool | int] = Field(default_factory=dict)
+    columns: list[Column] = Field(alias="schema", min_length=1)
+
+    _name = field_validator("name")(lambda cls, v: _ident(v, "source name"))
+
+    @field_validator("glob")
+    @classmethod
+    def _glob(cls, v: str) -> str:
+        placeholders = set(re.findall(r"{([^}]*)}", v))
+        if placeholders - {"date"}:
+            raise ValueError(f"only the {{date}} placeholder is allowed, got {sorted(placeholders)}")
+        if Path(v).is_absolute():
+            raise ValueError(f"glob {v!r} must be relative to the lakehouse root")
+        return v
+
+
+class KafkaSource(Strict):
+    name: str
+    table: str
+    dead_letter_table: str
+    topic: str
+    bootstrap_servers: str | None = None  # default: kafka.bootstrap_servers of the config
+    starting_offsets: Literal["earliest", "latest"] = "earliest"
+    fail_on_data_loss: bool = True
+    max_offsets_per_trigger: int | None = Field(None, ge=1)
+    value_format: Literal["json"] = "json"
+    value_schema: list[Column] = Field(min_length=1)
+    event_time_field: str | None = None
+    checkpoint: str | None = None  # default: _checkpoints/<pipeline>/<source> under the lakehouse
+
+    _name = field_validator("name")(lambda cls, v: _ident(v, "source name"))
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", v):
+            raise ValueError(f"topic {v!r} is not a valid Kafka topic name")
+        return v
+
+    @model_validator(mode="after")
+    def _event_time(self) -> KafkaSource:
+        names = {c.name for c in self.value_schema}
+        if self.event_time_field and self.event_time_field not in names:
+            raise ValueError(f"event_time_field {self.event_time_field!r} is not in value_schema")
+        return self
+
+
+class Sources(Strict):
+    files: list[FileSource] = Field(default_factory=list)
+    kafka: list[KafkaSource] = Field(default_factory=list)
+
+
+class PipelineSpec(Strict):
+    name: str
+    description: str = ""
+    entity: str
+    entity_key: str
+    sources: Sources
+    tables: dict[str, str]
+    # Placeholders for the later stages; their own schemas arrive with those stages.
+    expectations: dict[str, Any] | None = None
+    cleaning: dict[str, Any] | None = None
+    features: dict[str, Any] | None = None
+    label: dict[str, Any] | None = None
+    model: dict[str, Any] | None = None
+    schedule: dict[str, Any] | None = None
+    monitoring: dict[str, Any] | None = None
+    retrain: dict[str, Any] | None = None
+
+    _name = field_validator("name", "entity", "entity_key")(lambda cls, v: _ident(v))
+
+    @field_validator("tables")
+    @classmethod
+    def _tables(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, name in v.items():
+            _ident(key, "table key")
+            if not TABLE_NAME.match(name):
+                raise ValueError(
+                    f"table {key}: {name!r} is not a plain `schema.table` identifier"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> PipelineSpec:
+        refs = [(f"sources.files[{s.name}].table", s.table) for s in self.sources.files]
+        for s in self.sources.kafka:
+            refs += [(f"sources.kafka[{s.name}].table", s.table),
+                     (f"sources.kafka[{s.name}].dead_letter_table", s.dead_letter_table)]
+        for where, key in refs:
+            if key not in self.tables:
+                raise ValueError(f"{where}: {key!r} is not a key of `tables`")
+        if "run_log" not in self.tables:
+            raise ValueError("tables.run_log is required")
+        names = [s.name for s in self.sources.files] + [s.name for s in self.sources.kafka]
+        if len(names) != len(set(names)):
+            raise ValueError(f"source names must be unique, got {names}")
+        return self
+
+    def table(self, key: str) -> str:
+        try:
+            return self.tables[key]
+        except KeyError:
+            raise ConfigError(f"pipeline {self.name}: no table {key!r} in `tables`") from None
+
+
+def _within(root: Path, p: Path) -> bool:
+    try:
+        p.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+class Pipeline:
+    """A validated spec bound to a config: resolves tables, paths and checkpoints."""
+
+    def __init__(self, cfg: AppConfig, spec: PipelineSpec, source_file: Path | None = None):
+        self.cfg = cfg
+        self.spec = spec
+        self.source_file = source_file
+        self._check_paths()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def root(self) -> Path:
+        return self.cfg.lakehouse_root
+
+    def table_path(self, key: str) -> str:
+        schema, table = self.spec.table(key).split(".")
+        return str(self.root / schema / table)
+
+    def file_glob(self, source: FileSource, date: dt.date) -> str:
+        return str(self.root / source.glob.format(date=date.isoformat()))
+
+    def checkpoint(self, source: KafkaSource) -> str:
+        rel = source.checkpoint or f"_checkpoints/{self.name}/{source.name}"
+        return str(self.root / rel)
+
+    def spec_hash(self) -> str:
+        return hashlib.sha256(self.spec.model_dump_json(by_alias=True).encode()).hexdigest()[:16]
+
+    def _check_paths(self) -> None:
+        sample = dt.date(2000, 1, 1)
+        for s in self.spec.sources.files:
+            p = Path(self.file_glob(s, sample))
+            if not _within(self.root, p.parent if "*" in p.name else p):
+                raise ConfigError(
+                    f"pipeline {self.name}: sources.files[{s.name}].glob {s.glob!r} points "
+                    f"outside the lakehouse root {self.root}"
+                )
+        for s in self.spec.sources.kafka:
+            if not _within(self.root, Path(self.checkpoint(s))):
+                raise ConfigError(
+                    f"pipeline {self.name}: sources.kafka[{s.name}].checkpoint points outside "
+                    f"the lakehouse root {self.root}"
+                )
+
+
+def load_pipeline(cfg: AppConfig, name_or_path: str) -> Pipeline:
+    """Load conf/pipelines/<name>.yaml (or a path) and validate it against the config."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        if not IDENT.match(name_or_path):
+            raise ConfigError(f"pipeline name {name_or_path!r} is not a plain identifier")
+        path = cfg.path(cfg.pipelines_dir) / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"pipeline spec {path} does not exist")
+    data = read_yaml(path)
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as e:
+        origins = {k: str(path) for k in data}
+        raise ConfigError(format_validation_error(e, origins, f"pipeline spec {path}")) from None
+    return Pipeline(cfg, spec, path)
