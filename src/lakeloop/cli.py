@@ -18,8 +18,13 @@ JOBS = ("ingest_files", "ingest_kafka")
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", default=None, help="config environment (conf/<env>/), default dev")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set spark.shuffle_partitions=2")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set spark.shuffle_partitions=2",
+    )
 
 
 def _cfg(args: argparse.Namespace):
@@ -91,8 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--days", type=int, required=True)
     g.add_argument("--rows-per-day", type=int, required=True)
     g.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1))
-    g.add_argument("--malformed", type=float, default=0.0,
-                   help="fraction of injected faulty rows/messages, e.g. 0.01")
+    g.add_argument(
+        "--malformed",
+        type=float,
+        default=0.0,
+        help="fraction of injected faulty rows/messages, e.g. 0.01",
+    )
     g.add_argument("--drift-after", type=dt.date.fromisoformat, default=None)
     g.add_argument("--seed", type=int, default=7)
     g.add_argument("--no-kafka", action="store_true", help="write files only")

@@ -215,7 +215,9 @@ def load_config(
         raise ConfigError(f"unknown environment {env!r}: {env_dir} does not exist")
     merged: dict[str, Any] = {}
     origins: dict[str, str] = {}
-    sources = [(str(p.relative_to(root)), read_yaml(p)) for p in sorted((conf_dir / "base").glob("*.yaml"))]
+    sources = [
+        (str(p.relative_to(root)), read_yaml(p)) for p in sorted((conf_dir / "base").glob("*.yaml"))
+    ]
     sources += [(str(p.relative_to(root)), read_yaml(p)) for p in sorted(env_dir.glob("*.yaml"))]
     if overrides:
         sources.append(("--set", overrides))

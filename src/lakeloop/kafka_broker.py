@@ -175,8 +175,9 @@ def _format_storage(cfg: AppConfig, paths: BrokerPaths) -> None:
     import base64
 
     cid = base64.urlsafe_b64encode(cluster_id).decode().rstrip("=")
-    cmd = _java_cmd(paths, cfg, "kafka.tools.StorageTool", "format", "-t", cid,
-                    "-c", str(paths.properties))
+    cmd = _java_cmd(
+        paths, cfg, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(paths.properties)
+    )
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise BrokerError(f"formatting Kafka storage failed: {res.stderr or res.stdout}")
@@ -189,8 +190,9 @@ def up(cfg: AppConfig) -> dict[str, object]:
     b = cfg.kafka.broker
     if _pid(paths) is not None:
         if not _wait_answers(cfg, b.start_timeout_s):
-            raise BrokerError(f"broker pid {_pid(paths)} runs but does not answer; see "
-                              f"{paths.log_dir}/server.log")
+            raise BrokerError(
+                f"broker pid {_pid(paths)} runs but does not answer; see {paths.log_dir}/server.log"
+            )
         log.info("Kafka broker already running (pid %s)", _pid(paths))
         return status(cfg)
     if _port_open(b.host, b.port):
@@ -203,22 +205,30 @@ def up(cfg: AppConfig) -> dict[str, object]:
     _format_storage(cfg, paths)
     cmd = _java_cmd(paths, cfg, "kafka.Kafka", str(paths.properties), heap=b.heap)
     with open(paths.stdout, "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     paths.pid_file.write_text(str(proc.pid))
     deadline = time.monotonic() + b.start_timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             paths.pid_file.unlink(missing_ok=True)
-            raise BrokerError(f"Kafka broker exited with {proc.returncode}; see {paths.stdout} "
-                              f"and {paths.log_dir}/server.log")
+            raise BrokerError(
+                f"Kafka broker exited with {proc.returncode}; see {paths.stdout} "
+                f"and {paths.log_dir}/server.log"
+            )
         if answers(cfg, timeout_s=2):
             log.info("Kafka broker up on %s:%s (pid %s)", b.host, b.port, proc.pid)
             return status(cfg)
         time.sleep(0.5)
     down(cfg)
-    raise BrokerError(f"Kafka broker did not answer within {b.start_timeout_s}s; "
-                      f"see {paths.log_dir}/server.log")
+    raise BrokerError(
+        f"Kafka broker did not answer within {b.start_timeout_s}s; see {paths.log_dir}/server.log"
+    )
 
 
 def _wait_answers(cfg: AppConfig, timeout_s: float) -> bool:

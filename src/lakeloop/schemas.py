@@ -54,6 +54,7 @@ DEAD_LETTER = T.StructType(
     [
         *KAFKA_LINEAGE.fields,
         T.StructField("_raw", T.StringType(), True),
+        T.StructField("_value", T.BinaryType(), True),  # the message bytes, losslessly
         T.StructField("_error", T.StringType(), False),
     ]
 )

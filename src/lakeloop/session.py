@@ -23,6 +23,7 @@ def session_conf(cfg: AppConfig) -> dict[str, str]:
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
         "spark.ui.enabled": str(cfg.spark.ui_enabled).lower(),
+        "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": cfg.spark.driver_memory,
         "spark.driver.host": "127.0.0.1",
         "spark.sql.session.timeZone": "UTC",
@@ -51,6 +52,10 @@ def build_spark(cfg: AppConfig, app_name: str | None = None) -> SparkSession:
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    log.info("spark %s session %s master=%s", spark.version, spark.sparkContext.appName,
-             spark.sparkContext.master)
+    log.info(
+        "spark %s session %s master=%s",
+        spark.version,
+        spark.sparkContext.appName,
+        spark.sparkContext.master,
+    )
     return spark

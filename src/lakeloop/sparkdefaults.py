@@ -14,8 +14,25 @@ import pyspark
 from lakeloop.config import load_config
 from lakeloop.session import session_conf
 
-_KEYS = ("spark.jars", "spark.sql.extensions", "spark.sql.catalog.spark_catalog",
-         "spark.driver.host")
+_KEYS = (
+    "spark.jars",
+    "spark.sql.extensions",
+    "spark.sql.catalog.spark_catalog",
+    "spark.driver.host",
+)
+
+
+LOG4J2 = """# written by `make jars` (lakeloop.sparkdefaults)
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.kafka.name = org.apache.kafka
+logger.kafka.level = error
+"""
 
 
 def spark_defaults_path() -> Path:
@@ -29,6 +46,8 @@ def main() -> int:
     lines = ["# written by `make jars` (lakeloop.sparkdefaults); do not edit"]
     lines += [f"{k} {conf[k]}" for k in _KEYS]
     path.write_text("\n".join(lines) + "\n")
+    # spark-submit's default log4j profile logs every INFO line; keep the job's own logs readable.
+    (path.parent / "log4j2.properties").write_text(LOG4J2)
     sys.stdout.write(f"wrote {path}\n")
     return 0
 

@@ -52,7 +52,9 @@ class FileSource(Strict):
     def _glob(cls, v: str) -> str:
         placeholders = set(re.findall(r"{([^}]*)}", v))
         if placeholders - {"date"}:
-            raise ValueError(f"only the {{date}} placeholder is allowed, got {sorted(placeholders)}")
+            raise ValueError(
+                f"only the {{date}} placeholder is allowed, got {sorted(placeholders)}"
+            )
         if Path(v).is_absolute():
             raise ValueError(f"glob {v!r} must be relative to the lakehouse root")
         return v
@@ -119,17 +121,17 @@ class PipelineSpec(Strict):
         for key, name in v.items():
             _ident(key, "table key")
             if not TABLE_NAME.match(name):
-                raise ValueError(
-                    f"table {key}: {name!r} is not a plain `schema.table` identifier"
-                )
+                raise ValueError(f"table {key}: {name!r} is not a plain `schema.table` identifier")
         return v
 
     @model_validator(mode="after")
     def _references(self) -> PipelineSpec:
         refs = [(f"sources.files[{s.name}].table", s.table) for s in self.sources.files]
         for s in self.sources.kafka:
-            refs += [(f"sources.kafka[{s.name}].table", s.table),
-                     (f"sources.kafka[{s.name}].dead_letter_table", s.dead_letter_table)]
+            refs += [
+                (f"sources.kafka[{s.name}].table", s.table),
+                (f"sources.kafka[{s.name}].dead_letter_table", s.dead_letter_table),
+            ]
         for where, key in refs:
             if key not in self.tables:
                 raise ValueError(f"{where}: {key!r} is not a key of `tables`")

@@ -1,0 +1,1 @@
+"""Seeded generators of example use-case data."""

@@ -1,0 +1,339 @@
+"""Seeded generator for the `houses` use case.
+
+Daily listing files (CSV and JSON lines) under the spec's file globs, and house-sale events
+(the label, arriving weeks after the listing) produced to the spec's Kafka topic. Prices follow
+`true_price` (a known linear function of the attributes) plus Gaussian noise of NOISE_SD, so the
+best achievable R^2 is known (see `expected_r2`). Faults injected at rate `malformed`:
+
+* CSV: too few tokens, too many tokens, a non-numeric value in a numeric column
+* JSON: a non-JSON (truncated) line, a wrong-typed value
+* Kafka: non-JSON bytes, a wrong-typed sale price
+* valid but dirty rows at the same rate: missing values, outliers (sqft x 10), and quoted
+  newlines/commas inside the CSV description field (valid CSV that naive parsers break on)
+
+A manifest per day (landing/<pipeline>/_manifests/date=D.json) counts what was written and
+injected, so tests can check that ingestion captured every row.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+from lakeloop.spec import FileSource, Pipeline
+
+log = logging.getLogger(__name__)
+
+ZIP_EFFECT = {f"98{100 + i:03d}": (i - 10) * 9_000.0 for i in range(20)}
+CONDITION_EFFECT = {"poor": -25_000.0, "fair": -8_000.0, "good": 0.0, "excellent": 30_000.0}
+NOISE_SD = 15_000.0
+DRIFT_PRICE_FACTOR = 1.25
+REFERENCE_YEAR = 2026
+WORDS = [
+    "bright",
+    "quiet street",
+    "near park",
+    "renovated kitchen",
+    "big yard",
+    "views",
+    "close to schools",
+    "needs love",
+    "open plan",
+]
+
+
+def true_price(a: dict[str, Any], drifted: bool = False) -> float:
+    """The noise-free price of a listing's attributes (missing values count as typical ones)."""
+    sqft = a.get("sqft") or 1800
+    price = (
+        40_000.0
+        + 180.0 * sqft
+        + 12_000.0 * (a.get("bedrooms") or 3)
+        + 18_000.0 * (a.get("bathrooms") or 2.0)
+        - 700.0 * (REFERENCE_YEAR - (a.get("year_built") or 1990))
+        + 2.0 * (a.get("lot_sqft") or 6000)
+        + ZIP_EFFECT.get(a["zipcode"], 0.0)
+        + CONDITION_EFFECT.get(a.get("condition") or "good", 0.0)
+        + (15_000.0 if a.get("has_garage") else 0.0)
+    )
+    return price * (DRIFT_PRICE_FACTOR if drifted else 1.0)
+
+
+def expected_r2(price_sd: float) -> float:
+    """The R^2 a perfect model reaches: 1 - noise variance / price variance."""
+    return 1.0 - (NOISE_SD**2) / (price_sd**2)
+
+
+def _listing(rng: random.Random, day: dt.date, i: int, drifted: bool) -> dict[str, Any]:
+    sqft = int(rng.gauss(2100 if drifted else 1800, 500))
+    listed = dt.datetime.combine(day, dt.time()) + dt.timedelta(seconds=rng.randrange(86_400))
+    bedrooms = max(1, min(6, round(sqft / 600 + rng.gauss(0, 0.7))))
+    return {
+        "listing_id": f"L{day:%Y%m%d}-{i:06d}",
+        "listed_at": listed.strftime("%Y-%m-%dT%H:%M:%S"),
+        "zipcode": rng.choice(list(ZIP_EFFECT)),
+        "sqft": max(400, sqft),
+        "bedrooms": bedrooms,
+        "bathrooms": max(1.0, round(bedrooms * 0.6 + rng.choice([0, 0.5, 1.0]), 1)),
+        "year_built": rng.randint(1920, 2025),
+        "lot_sqft": rng.randint(2000, 15000),
+        "condition": rng.choice(list(CONDITION_EFFECT)),
+        "has_garage": rng.random() < 0.6,
+        "description": f"{rng.choice(WORDS)}, {rng.choice(WORDS)}",
+    }
+
+
+def _dirty(rng: random.Random, row: dict[str, Any], rate: float, counts: dict[str, int]) -> None:
+    """Valid-but-dirty faults: missing values and outliers (kept as they are by ingestion)."""
+    if rng.random() < rate:
+        row[rng.choice(["sqft", "bathrooms", "year_built", "condition"])] = None
+        counts["missing_values"] += 1
+    if rng.random() < rate:
+        row["sqft"] = (row["sqft"] or 1800) * 10
+        counts["outliers"] += 1
+
+
+def _csv_line(values: list[Any]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(["" if v is None else v for v in values])
+    return buf.getvalue()
+
+
+def _write_csv(
+    path: Path,
+    cols: list[str],
+    rows: list[dict[str, Any]],
+    rng: random.Random,
+    rate: float,
+    counts: dict[str, int],
+) -> int:
+    out = [_csv_line(cols)]
+    for row in rows:
+        values = [row[c] for c in cols]
+        if rng.random() < rate:
+            kind = rng.choice(["too_few", "too_many", "bad_type"])
+            counts[f"csv_{kind}"] += 1
+            counts["malformed_csv"] += 1
+            if kind == "too_few":
+                values = values[: len(values) - 3]
+            elif kind == "too_many":
+                values = [*values, "extra", 42]
+            else:
+                values[cols.index("sqft")] = "about 2000"
+        elif rng.random() < rate:
+            values[cols.index("description")] = f"line one, {row['description']}\nline two"
+            counts["quoted_newlines"] += 1
+        values = [str(v).lower() if isinstance(v, bool) else v for v in values]
+        out.append(_csv_line(values))
+    path.write_text("".join(out))
+    return len(rows)
+
+
+def _write_json(
+    path: Path, rows: list[dict[str, Any]], rng: random.Random, rate: float, counts: dict[str, int]
+) -> int:
+    lines = []
+    for row in rows:
+        if rng.random() < rate:
+            kind = rng.choice(["not_json", "wrong_type"])
+            counts[f"json_{kind}"] += 1
+            counts["malformed_json"] += 1
+            if kind == "not_json":
+                lines.append(json.dumps(row)[:-12])
+            else:
+                lines.append(json.dumps({**row, "bedrooms": "three"}))
+        else:
+            lines.append(json.dumps(row))
+    path.write_text("\n".join(lines) + "\n")
+    return len(rows)
+
+
+def _sales(rng: random.Random, rows: list[dict[str, Any]], drifted: bool) -> list[dict[str, Any]]:
+    sales = []
+    for row in rows:
+        if rng.random() < 0.6:
+            listed = dt.datetime.fromisoformat(row["listed_at"])
+            sold = listed + dt.timedelta(days=rng.randint(5, 45), seconds=rng.randrange(86_400))
+            price = true_price(row, drifted) + rng.gauss(0, NOISE_SD)
+            sales.append(
+                {
+                    "sale_id": f"S{row['listing_id'][1:]}",
+                    "listing_id": row["listing_id"],
+                    "zipcode": row["zipcode"],
+                    "sale_price": round(price, 2),
+                    "sold_at": sold.strftime("%Y-%m-%dT%H:%M:%S"),
+                }
+            )
+    return sales
+
+
+def _encode_sales(
+    rng: random.Random, sales: list[dict[str, Any]], rate: float, counts: dict[str, int]
+) -> list[tuple[bytes, bytes]]:
+    msgs = []
+    for s in sales:
+        if rng.random() < rate:
+            kind = rng.choice(["not_json", "wrong_type"])
+            counts[f"kafka_{kind}"] += 1
+            counts["bad_messages"] += 1
+            value = (
+                (b"\x00\x01not json {" + s["sale_id"].encode())
+                if kind == "not_json"
+                else json.dumps({**s, "sale_price": "n/a"}).encode()
+            )
+        else:
+            value = json.dumps(s).encode()
+        msgs.append((s["listing_id"].encode(), value))
+    return msgs
+
+
+def _file_path(pipeline: Pipeline, source: FileSource, day: dt.date, name: str) -> Path:
+    pattern = Path(pipeline.file_glob(source, day))
+    folder = pattern.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}{pattern.suffix}"
+
+
+def generate_day(
+    pipeline: Pipeline,
+    day: dt.date,
+    rows: int,
+    malformed: float = 0.0,
+    drifted: bool = False,
+    seed: int = 7,
+) -> tuple[dict[str, int], list]:
+    """Write one day's listing files; return the manifest counts and the encoded sale events."""
+    rng = random.Random(seed * 1_000_003 + day.toordinal())
+    counts: dict[str, int] = {
+        k: 0
+        for k in (
+            "listings",
+            "csv_records",
+            "json_records",
+            "malformed_csv",
+            "malformed_json",
+            "csv_too_few",
+            "csv_too_many",
+            "csv_bad_type",
+            "json_not_json",
+            "json_wrong_type",
+            "quoted_newlines",
+            "missing_values",
+            "outliers",
+            "sales",
+            "bad_messages",
+            "kafka_not_json",
+            "kafka_wrong_type",
+        )
+    }
+    listings = [_listing(rng, day, i, drifted) for i in range(rows)]
+    for row in listings:
+        _dirty(rng, row, malformed, counts)
+    sources = {s.format: s for s in pipeline.spec.sources.files}
+    n_csv = rows * 7 // 10 if "json" in sources else rows
+    if "csv" in sources:
+        cols = [c.name for c in sources["csv"].columns]
+        counts["csv_records"] = _write_csv(
+            _file_path(pipeline, sources["csv"], day, "listings"),
+            cols,
+            listings[:n_csv],
+            rng,
+            malformed,
+            counts,
+        )
+    if "json" in sources:
+        counts["json_records"] = _write_json(
+            _file_path(pipeline, sources["json"], day, "listings"),
+            listings[n_csv:],
+            rng,
+            malformed,
+            counts,
+        )
+    counts["listings"] = counts["csv_records"] + counts["json_records"]
+    sales = _sales(rng, listings, drifted)
+    messages = _encode_sales(rng, sales, malformed, counts)
+    counts["sales"] = len(messages)
+    return counts, messages
+
+
+def produce_sales(pipeline: Pipeline, messages: list[tuple[bytes, bytes]]) -> int:
+    from kafka import KafkaProducer
+
+    from lakeloop.kafka_io import ensure_topic, python_client_config
+
+    source = pipeline.spec.sources.kafka[0]
+    ensure_topic(pipeline.cfg, source)
+    producer = KafkaProducer(
+        **python_client_config(pipeline.cfg, source),
+        acks="all",
+        linger_ms=20,
+        batch_size=256 * 1024,
+    )
+    try:
+        futures = [producer.send(source.topic, key=k, value=v) for k, v in messages]
+        producer.flush()
+        for f in futures:
+            f.get(timeout=30)  # raise if any send failed
+    finally:
+        producer.close()
+    return len(messages)
+
+
+def generate(
+    pipeline: Pipeline,
+    start: dt.date,
+    days: int,
+    rows_per_day: int,
+    malformed: float = 0.0,
+    drift_after: dt.date | None = None,
+    seed: int = 7,
+    produce: bool = True,
+    force: bool = False,
+) -> dict[str, Any]:
+    if days < 1 or rows_per_day < 1:
+        raise ValueError("--days and --rows-per-day must be at least 1")
+    if not 0.0 <= malformed < 1.0:
+        raise ValueError(f"--malformed must be in [0, 1), got {malformed}")
+    landing = pipeline.root / "landing" / pipeline.name
+    total: dict[str, int] = {}
+    produced = 0
+    for n in range(days):
+        day = start + dt.timedelta(days=n)
+        drifted = drift_after is not None and day > drift_after
+        counts, messages = generate_day(pipeline, day, rows_per_day, malformed, drifted, seed)
+        marker = landing / "_produced" / f"date={day.isoformat()}"
+        counts["produced"] = 0
+        if produce and pipeline.spec.sources.kafka and (force or not marker.exists()):
+            counts["produced"] = produce_sales(pipeline, messages)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(str(counts["produced"]))
+        elif produce and marker.exists():
+            log.info("sales of %s already produced (%s); --force to produce again", day, marker)
+        manifest = landing / "_manifests" / f"date={day.isoformat()}.json"
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(
+            json.dumps({"date": day.isoformat(), "drifted": drifted, **counts}, indent=2)
+        )
+        produced += counts["produced"]
+        for k, v in counts.items():
+            total[k] = total.get(k, 0) + v
+        log.info(
+            "generated %s: %d listings, %d sales (%d produced)",
+            day,
+            counts["listings"],
+            counts["sales"],
+            counts["produced"],
+        )
+    return {
+        "pipeline": pipeline.name,
+        "start": start,
+        "days": days,
+        "landing": str(landing),
+        **total,
+    }

@@ -1,0 +1,65 @@
+"""What every job's main() shares: arguments, config, the session, clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable
+
+from pyspark.errors import PySparkException
+from pyspark.sql import SparkSession
+
+from lakeloop import logs
+from lakeloop.config import ConfigError, load_config, parse_set_pairs
+from lakeloop.jars import MissingJarsError
+from lakeloop.session import build_spark
+from lakeloop.spec import Pipeline, load_pipeline
+
+log = logging.getLogger(__name__)
+
+
+class JobError(RuntimeError):
+    """A failure with a message meant for the person running the job."""
+
+
+def _date(v: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--date {v!r} is not a YYYY-MM-DD date") from None
+
+
+def job_parser(job: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=job)
+    p.add_argument("--pipeline", required=True, help="conf/pipelines/<name>.yaml or a path")
+    p.add_argument("--date", required=True, type=_date, help="the run's logical date, YYYY-MM-DD")
+    p.add_argument("--env", default=None, help="config environment (conf/<env>/), default dev")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
+    return p
+
+
+def main_for(
+    job: str, run: Callable[[SparkSession, Pipeline, dt.date], object], argv: list[str] | None
+) -> int:
+    """Parse args, load and validate config + spec (before any I/O), build the session, run."""
+    logs.configure()
+    args = job_parser(job).parse_args(argv)
+    try:
+        cfg = load_config(args.env, parse_set_pairs(args.set))
+        pipeline = load_pipeline(cfg, args.pipeline)
+        log.info("%s config: %s", job, json.dumps(cfg.redacted(), default=str))
+        spark = build_spark(cfg, app_name=f"lakeloop-{job}-{pipeline.name}")
+        result = run(spark, pipeline, args.date)
+    except (ConfigError, MissingJarsError, JobError) as e:
+        log.error("%s failed: %s", job, e)
+        return 2 if isinstance(e, ConfigError | MissingJarsError) else 1
+    except PySparkException as e:
+        log.error("%s failed in Spark: %s", job, str(e).split("\n")[0][:2000])
+        log.debug("Spark error", exc_info=True)
+        return 1
+    log.info("%s succeeded", job)
+    return 0

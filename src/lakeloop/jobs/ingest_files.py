@@ -1,0 +1,155 @@
+"""ingest_files: the day's files (per the spec's globs) -> bronze Delta, idempotent per date.
+
+Explicit schema; every record kept with its source file and position; malformed records kept
+with their raw text and a reason. The bronze table is overwritten for `_ingest_date = date`
+only (replaceWhere), so a re-run for the same date gives the same table content.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakeloop import delta_io, runlog
+from lakeloop.jobs.common import JobError, main_for
+from lakeloop.schemas import struct_of
+from lakeloop.spec import FileSource, Pipeline
+from lakeloop.transforms.bronze import CORRUPT, csv_listing_records, json_listing_records
+
+log = logging.getLogger(__name__)
+JOB = "ingest_files"
+
+
+@contextmanager
+def one_partition_per_file(spark: SparkSession) -> Iterator[None]:
+    """Never split or pack files, so a row's index in its partition is its position in its
+    file (records keep their file position without a shuffle)."""
+    keys = {
+        "spark.sql.files.maxPartitionBytes": str(1 << 40),
+        "spark.sql.files.openCostInBytes": str(1 << 40),
+    }
+    old = {k: spark.conf.get(k, None) for k in keys}
+    for k, v in keys.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            spark.conf.unset(k) if v is None else spark.conf.set(k, v)
+
+
+def matching_files(pipeline: Pipeline, source: FileSource, date: dt.date) -> list[str]:
+    pattern = pipeline.file_glob(source, date)
+    files = sorted(glob.glob(pattern))
+    if not files:
+        raise JobError(
+            f"source {source.name}: no files match {pattern} for {date}; "
+            "nothing was written (check the landing folder or the spec's glob)"
+        )
+    return files
+
+
+def read_source(
+    spark: SparkSession, source: FileSource, files: list[str], date: dt.date
+) -> DataFrame:
+    schema = struct_of(source.columns)
+    if source.format == "csv":
+        opts = {"header": True, **source.options}
+        raw = (
+            spark.read.format("csv")
+            .schema(schema.add(CORRUPT, "string"))
+            .options(
+                **{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in opts.items()}
+            )
+            .option("multiLine", "true")
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT)
+            .option("enforceSchema", "false")  # a header that differs from the schema fails
+            .load(files)
+        )
+        schema = struct_of(source.columns)
+        return csv_listing_records(_with_position(raw), schema, date)
+    lines = spark.read.format("text").load(files)
+    return json_listing_records(_with_position(lines), schema, date)
+
+
+def _with_position(df: DataFrame) -> DataFrame:
+    return df.select(
+        "*",
+        F.col("_metadata.file_path").alias("_source_file"),
+        F.monotonically_increasing_id().alias("_row_id"),
+    )
+
+
+def partition_counts(spark: SparkSession, path: str, date: dt.date) -> list:
+    return (
+        delta_io.read(spark, path)
+        .where(F.col("_ingest_date") == F.lit(date))
+        .groupBy("_source_format")
+        .agg(
+            F.count(F.lit(1)).alias("records"),
+            F.count("_error").alias("malformed"),
+            F.countDistinct("_source_file").alias("files"),
+        )
+        .collect()
+    )
+
+
+def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRecord:
+    by_table: dict[str, list[FileSource]] = defaultdict(list)
+    for s in pipeline.spec.sources.files:
+        by_table[s.table].append(s)
+    if not by_table:
+        raise JobError(f"pipeline {pipeline.name} declares no file sources")
+    with runlog.recording(spark, pipeline, JOB, date) as rec:
+        for table_key, sources in by_table.items():
+            path = pipeline.table_path(table_key)
+            with one_partition_per_file(spark):
+                frames = [
+                    read_source(spark, s, matching_files(pipeline, s, date), date) for s in sources
+                ]
+                bronze = frames[0]
+                for f in frames[1:]:
+                    bronze = bronze.unionByName(f)
+                try:
+                    delta_io.replace_partition(
+                        bronze,
+                        path,
+                        "_ingest_date",
+                        date.isoformat(),
+                        rec.run_id,
+                        partition_by="_ingest_date",
+                    )
+                except AnalysisException as e:
+                    if "header" in str(e).lower() or "CSV" in str(e):
+                        raise JobError(f"{table_key}: {str(e).splitlines()[0]}") from e
+                    raise
+                except Exception as e:  # the CSV header check surfaces as a task failure
+                    msg = str(e)
+                    if "does not conform to the schema" in msg or "CSV header" in msg:
+                        line = next(ln for ln in msg.splitlines() if "header" in ln.lower())
+                        raise JobError(
+                            f"{table_key}: CSV header differs from the spec's "
+                            f"schema: {line.strip()[:500]}"
+                        ) from None
+                    raise
+            rec.add_version(pipeline.spec.table(table_key), delta_io.version(spark, path))
+            for r in partition_counts(spark, path, date):
+                fmt = r["_source_format"]
+                rec.input_counts[f"{table_key}.{fmt}.records"] = r["records"]
+                rec.input_counts[f"{table_key}.{fmt}.files"] = r["files"]
+                rec.output_counts[f"{table_key}.{fmt}.malformed"] = r["malformed"]
+                rec.output_counts[table_key] = rec.output_counts.get(table_key, 0) + r["records"]
+    return rec
+
+
+def main(argv: list[str] | None = None) -> int:
+    return main_for(JOB, run, argv)

@@ -1,0 +1,64 @@
+"""Kafka client settings from the config, for kafka-python and for Spark's Kafka source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lakeloop.config import AppConfig
+from lakeloop.spec import KafkaSource
+
+
+def bootstrap(cfg: AppConfig, source: KafkaSource | None = None) -> str:
+    return (source.bootstrap_servers if source else None) or cfg.kafka.bootstrap_servers
+
+
+def python_client_config(cfg: AppConfig, source: KafkaSource | None = None) -> dict[str, Any]:
+    k = cfg.kafka
+    conf: dict[str, Any] = {
+        "bootstrap_servers": bootstrap(cfg, source),
+        "security_protocol": k.security_protocol,
+    }
+    if k.sasl_mechanism:
+        conf["sasl_mechanism"] = k.sasl_mechanism
+        conf["sasl_plain_username"] = cfg.secret(k.sasl_username_env)
+        conf["sasl_plain_password"] = cfg.secret(k.sasl_password_env)
+    return conf
+
+
+def spark_source_options(cfg: AppConfig, source: KafkaSource) -> dict[str, str]:
+    k = cfg.kafka
+    opts = {
+        "kafka.bootstrap.servers": bootstrap(cfg, source),
+        "subscribe": source.topic,
+        "startingOffsets": source.starting_offsets,
+        "failOnDataLoss": str(source.fail_on_data_loss).lower(),
+        "kafka.security.protocol": k.security_protocol,
+    }
+    if source.max_offsets_per_trigger:
+        opts["maxOffsetsPerTrigger"] = str(source.max_offsets_per_trigger)
+    if k.sasl_mechanism:
+        user, pwd = cfg.secret(k.sasl_username_env), cfg.secret(k.sasl_password_env)
+        opts["kafka.sasl.mechanism"] = k.sasl_mechanism
+        opts["kafka.sasl.jaas.config"] = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{user}" password="{pwd}";'
+        )
+    return opts
+
+
+def ensure_topic(cfg: AppConfig, source: KafkaSource, partitions: int | None = None) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(**python_client_config(cfg, source))
+    try:
+        if source.topic in admin.list_topics():
+            return
+        n = partitions or cfg.kafka.broker.num_partitions
+        try:
+            admin.create_topics([NewTopic(source.topic, num_partitions=n, replication_factor=1)])
+        except TopicAlreadyExistsError:
+            pass
+    finally:
+        admin.close()
