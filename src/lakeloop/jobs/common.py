@@ -53,7 +53,7 @@ def main_for(
         pipeline = load_pipeline(cfg, args.pipeline)
         log.info("%s config: %s", job, json.dumps(cfg.redacted(), default=str))
         spark = build_spark(cfg, app_name=f"lakeloop-{job}-{pipeline.name}")
-        result = run(spark, pipeline, args.date)
+        run(spark, pipeline, args.date)
     except (ConfigError, MissingJarsError, JobError) as e:
         log.error("%s failed: %s", job, e)
         return 2 if isinstance(e, ConfigError | MissingJarsError) else 1
