@@ -1,0 +1,88 @@
+from pathlib import Path
+
+import pytest
+
+from lakeloop.config import ConfigError, load_config, parse_set_pairs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _project(tmp_path: Path, base: str, env: str = "") -> Path:
+    (tmp_path / "conf/base").mkdir(parents=True)
+    (tmp_path / "conf/dev").mkdir(parents=True)
+    (tmp_path / "conf/base/lakeloop.yaml").write_text(base)
+    (tmp_path / "conf/dev/lakeloop.yaml").write_text(env)
+    return tmp_path
+
+
+def test_base_and_env_overlay():
+    cfg = load_config("test", project_root=ROOT)
+    assert cfg.env == "test"
+    assert cfg.spark.shuffle_partitions == 2  # from conf/test over conf/base's 4
+    assert cfg.spark.app_name == "lakeloop"  # from conf/base
+    assert cfg.lakehouse_root == (ROOT / ".lakehouse").resolve()
+
+
+def test_set_overrides_win():
+    cfg = load_config("test", parse_set_pairs(["spark.shuffle_partitions=3",
+                                               "lakehouse_root=/tmp/x"]), project_root=ROOT)
+    assert cfg.spark.shuffle_partitions == 3
+    assert str(cfg.lakehouse_root) == "/tmp/x"
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    root = _project(tmp_path, "lakehouse_root: lh\n", "spark:\n  shufle_partitions: 2\n")
+    with pytest.raises(ConfigError) as e:
+        load_config("dev", project_root=root)
+    assert "conf/dev/lakeloop.yaml" in str(e.value)
+    assert "spark.shufle_partitions: unknown key" in str(e.value)
+
+
+def test_missing_value_is_named(tmp_path):
+    root = _project(tmp_path, "spark:\n  master: local[1]\n")
+    with pytest.raises(ConfigError, match="key lakehouse_root: missing value"):
+        load_config("dev", project_root=root)
+
+
+def test_wrong_type_names_file_and_key(tmp_path):
+    root = _project(tmp_path, "lakehouse_root: lh\nspark:\n  shuffle_partitions: many\n")
+    with pytest.raises(ConfigError, match=r"conf/base/lakeloop.yaml: key spark.shuffle_partitions"):
+        load_config("dev", project_root=root)
+
+
+def test_literal_secret_is_rejected(tmp_path):
+    root = _project(tmp_path, "lakehouse_root: lh\nkafka:\n  sasl_password: hunter2\n")
+    with pytest.raises(ConfigError, match="sasl_password_env"):
+        load_config("dev", project_root=root)
+
+
+def test_secret_comes_from_env_and_is_not_in_the_log_dump(tmp_path, monkeypatch):
+    root = _project(tmp_path, "lakehouse_root: lh\nkafka:\n  sasl_password_env: KPASS\n")
+    monkeypatch.setenv("KPASS", "s3cret-value")
+    cfg = load_config("dev", project_root=root)
+    assert cfg.secret(cfg.kafka.sasl_password_env) == "s3cret-value"
+    assert "s3cret-value" not in str(cfg.redacted())
+
+
+def test_missing_secret_env_is_a_clear_error(tmp_path, monkeypatch):
+    root = _project(tmp_path, "lakehouse_root: lh\n")
+    monkeypatch.delenv("NOPE_PASS", raising=False)
+    cfg = load_config("dev", project_root=root)
+    with pytest.raises(ConfigError, match="NOPE_PASS is not set"):
+        cfg.secret("NOPE_PASS")
+
+
+def test_unknown_env_is_an_error():
+    with pytest.raises(ConfigError, match="unknown environment 'prod2'"):
+        load_config("prod2", project_root=ROOT)
+
+
+def test_invalid_yaml_names_the_file(tmp_path):
+    root = _project(tmp_path, "lakehouse_root: [unclosed\n")
+    with pytest.raises(ConfigError, match="lakeloop.yaml: not valid YAML"):
+        load_config("dev", project_root=root)
+
+
+def test_set_pair_needs_equals():
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_set_pairs(["spark.master"])
