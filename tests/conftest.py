@@ -65,6 +65,6 @@ def kafka_houses(cfg, tmp_path, broker) -> tuple[Pipeline, Path]:
 
     def edit(d):
         d["sources"]["kafka"][0]["topic"] = topic
-        d["sources"]["kafka"][0]["max_offsets_per_trigger"] = 300
+        d["sources"]["kafka"][0]["max_offsets_per_trigger"] = 100
 
     return spec_variant(cfg, tmp_path, edit)

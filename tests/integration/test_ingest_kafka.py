@@ -1,0 +1,150 @@
+"""ingest_kafka against the real local broker: exactly once across crashes and re-runs."""
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from pyspark.sql import functions as F
+
+from lakeloop import delta_io
+from lakeloop.generate import houses as gen
+from lakeloop.jobs import ingest_kafka
+from lakeloop.jobs.common import JobError
+from lakeloop.kafka_io import python_client_config
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.kafka
+D = dt.date(2026, 1, 1)
+
+
+def _produce(pipeline, days=1, rows=400, malformed=0.03, start=D):
+    total = {"sales": 0, "bad_messages": 0}
+    for n in range(days):
+        counts, msgs = gen.generate_day(pipeline, start + dt.timedelta(days=n), rows, malformed)
+        gen.produce_sales(pipeline, msgs)
+        total["sales"] += counts["sales"]
+        total["bad_messages"] += counts["bad_messages"]
+    return total
+
+
+def _ledger(pipeline) -> int:
+    """Messages in the topic per Kafka's own offsets: sum(end - beginning) over partitions."""
+    source = pipeline.spec.sources.kafka[0]
+    consumer = KafkaConsumer(**python_client_config(pipeline.cfg, source))
+    try:
+        parts = [TopicPartition(source.topic, p) for p in consumer.partitions_for_topic(source.topic)]
+        end, begin = consumer.end_offsets(parts), consumer.beginning_offsets(parts)
+        return sum(end[p] - begin[p] for p in parts)
+    finally:
+        consumer.close()
+
+
+def _ingested(spark, pipeline):
+    cols = ["_topic", "_partition", "_offset"]
+    frames = [delta_io.read(spark, pipeline.table_path(k)).select(*cols)
+              for k in ("bronze_sales", "dead_letter")
+              if delta_io.version(spark, pipeline.table_path(k)) is not None]
+    df = frames[0].unionByName(frames[1]) if len(frames) == 2 else frames[0]
+    return df.count(), df.distinct().count()
+
+
+def test_topic_to_bronze_and_dead_letters_exactly(spark, kafka_houses):
+    pipeline, _ = kafka_houses
+    made = _produce(pipeline)
+    rec = ingest_kafka.run(spark, pipeline, D)
+    bronze = delta_io.read(spark, pipeline.table_path("bronze_sales"))
+    dead = delta_io.read(spark, pipeline.table_path("dead_letter"))
+    assert bronze.count() + dead.count() == made["sales"] == _ledger(pipeline)
+    assert dead.count() == made["bad_messages"] > 0
+    assert dead.where("_error is null or _error = '' or _value is null").count() == 0
+    assert bronze.where("sale_id is null or sale_price is null").count() == 0
+    assert set(bronze.columns) >= {"_topic", "_partition", "_offset", "_kafka_timestamp"}
+    assert int(rec.details["sales.batches"]) >= 2  # max_offsets_per_trigger splits the backlog
+    assert sum(o["end_offset"] - o["start_offset"] for o in rec.kafka_offsets) == made["sales"]
+    # a re-run with nothing new writes nothing
+    rec2 = ingest_kafka.run(spark, pipeline, D)
+    assert rec2.input_counts["sales.messages"] == 0 and rec2.delta_versions == {}
+    assert _ingested(spark, pipeline) == (made["sales"], made["sales"])
+    log = delta_io.read(spark, pipeline.table_path("run_log")).where("job = 'ingest_kafka'")
+    first = log.orderBy("started_at").first()
+    assert first["output_counts"]["bronze_sales"] + first["output_counts"]["dead_letter"] == \
+        made["sales"]
+    assert {o["partition"] for o in first["kafka_offsets"]} == {0, 1}
+
+
+def test_deleted_newest_checkpoint_commit_is_not_written_twice(spark, kafka_houses):
+    pipeline, _ = kafka_houses
+    made = _produce(pipeline)
+    ingest_kafka.run(spark, pipeline, D)
+    commits = Path(pipeline.checkpoint(pipeline.spec.sources.kafka[0])) / "commits"
+    newest = max((p for p in commits.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    newest.unlink()
+    (commits / f".{newest.name}.crc").unlink(missing_ok=True)
+    rec = ingest_kafka.run(spark, pipeline, D)  # replays batch N from offsets/N
+    assert rec.details["sales.replayed_batches"] == "1"
+    assert rec.output_counts.get("bronze_sales", 0) == 0
+    assert _ingested(spark, pipeline) == (made["sales"], made["sales"])
+
+
+def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(spark, kafka_houses, tmp_path):
+    pipeline, spec_path = kafka_houses
+    made = _produce(pipeline, days=4, rows=500, malformed=0.01)
+    env = {**os.environ, "LAKELOOP_HOME": str(ROOT)}
+    cmd = [sys.executable, "-m", "lakeloop.cli", "run", "ingest_kafka", "--pipeline",
+           str(spec_path), "--date", D.isoformat(), "--env", "test",
+           "--set", f"lakehouse_root={pipeline.root}"]
+    log_file = open(tmp_path / "killed-run.log", "wb")
+    proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    delta_log = Path(pipeline.table_path("bronze_sales")) / "_delta_log"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list(delta_log.glob("*.json"))) >= 2:  # at least two batches committed
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the job ended before it could be killed; make the backlog bigger"
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its JVM, mid-run
+    proc.wait()
+    partial = _ingested(spark, pipeline)
+    assert 0 < partial[0] < made["sales"]
+    ingest_kafka.run(spark, pipeline, D)
+    total, distinct = _ingested(spark, pipeline)
+    assert total == distinct == made["sales"] == _ledger(pipeline)
+
+
+def test_data_lost_to_retention_fails_loudly(spark, kafka_houses):
+    pipeline, _ = kafka_houses
+    _produce(pipeline, rows=100, malformed=0.0)
+    ingest_kafka.run(spark, pipeline, D)
+    bronze_before = _ingested(spark, pipeline)
+    _produce(pipeline, rows=100, malformed=0.0, start=D + dt.timedelta(days=1))
+    source = pipeline.spec.sources.kafka[0]
+    admin = KafkaAdminClient(**python_client_config(pipeline.cfg, source))
+    consumer = KafkaConsumer(**python_client_config(pipeline.cfg, source))
+    parts = [TopicPartition(source.topic, p) for p in consumer.partitions_for_topic(source.topic)]
+    ends = consumer.end_offsets(parts)
+    consumer.close()
+    try:  # what retention does: the oldest un-ingested records disappear
+        admin.delete_records({p: ends[p] for p in parts})
+    finally:
+        admin.close()
+    _produce(pipeline, rows=50, malformed=0.0, start=D + dt.timedelta(days=2))
+    with pytest.raises(JobError, match="Kafka data loss on topic .*fail_on_data_loss: false"):
+        ingest_kafka.run(spark, pipeline, D)
+    assert _ingested(spark, pipeline) == bronze_before
+    failed = delta_io.read(spark, pipeline.table_path("run_log")).where("status = 'failed'")
+    assert failed.where(F.col("error").contains("data loss")).count() == 1
+
+
+def test_second_broker_up_is_harmless(broker):
+    from lakeloop import kafka_broker
+
+    before = kafka_broker.status(broker)
+    after = kafka_broker.up(broker)
+    assert after["pid"] == before["pid"] and after["answers"]
