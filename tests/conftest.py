@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
-    cfg = load_config("test", {"lakehouse_root": str(tmp_path_factory.mktemp("lakehouse"))},
-                      project_root=ROOT)
+    cfg = load_config(
+        "test", {"lakehouse_root": str(tmp_path_factory.mktemp("lakehouse"))}, project_root=ROOT
+    )
     session = build_spark(cfg, app_name="lakeloop-tests")
     yield session
     session.stop()

@@ -43,24 +43,44 @@ def table_counts(spark: SparkSession, pipeline: Pipeline) -> dict[str, dict[str,
 
 
 def ingest_report(spark: SparkSession, pipeline: Pipeline, counts: dict, summary: dict) -> str:
-    runs = (delta_io.read(spark, pipeline.table_path("run_log"))
-            .where(F.col("pipeline") == pipeline.name).orderBy(F.col("started_at").desc())
-            .limit(20).collect())
-    lines = [f"# lakeloop ingest report: {pipeline.name}", "",
-             f"Generated {summary['days']} day(s) from {summary['start']}: "
-             f"{summary['listings']} listings ({summary['malformed_csv']} malformed CSV, "
-             f"{summary['malformed_json']} malformed JSON), {summary['sales']} sale events "
-             f"({summary['bad_messages']} not parsable).", "",
-             "## Tables", "", "| table | path | rows | malformed kept |", "|---|---|---|---|"]
+    runs = (
+        delta_io.read(spark, pipeline.table_path("run_log"))
+        .where(F.col("pipeline") == pipeline.name)
+        .orderBy(F.col("started_at").desc())
+        .limit(20)
+        .collect()
+    )
+    lines = [
+        f"# lakeloop ingest report: {pipeline.name}",
+        "",
+        f"Generated {summary['days']} day(s) from {summary['start']}: "
+        f"{summary['listings']} listings ({summary['malformed_csv']} malformed CSV, "
+        f"{summary['malformed_json']} malformed JSON), {summary['sales']} sale events "
+        f"({summary['bad_messages']} not parsable).",
+        "",
+        "## Tables",
+        "",
+        "| table | path | rows | malformed kept |",
+        "|---|---|---|---|",
+    ]
     for key, c in counts.items():
-        lines.append(f"| {pipeline.spec.tables[key]} | {pipeline.table_path(key)} | {c['rows']} "
-                     f"| {c.get('malformed', '')} |")
-    lines += ["", "## Latest runs", "", "| run | job | date | status | seconds | out | error |",
-              "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {pipeline.spec.tables[key]} | {pipeline.table_path(key)} | {c['rows']} "
+            f"| {c.get('malformed', '')} |"
+        )
+    lines += [
+        "",
+        "## Latest runs",
+        "",
+        "| run | job | date | status | seconds | out | error |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in runs:
         out = ", ".join(f"{k}={v}" for k, v in sorted((r["output_counts"] or {}).items()))
-        lines.append(f"| {r['run_id'][:8]} | {r['job']} | {r['run_date']} | {r['status']} | "
-                     f"{r['duration_s']:.1f} | {out} | {r['error'] or ''} |")
+        lines.append(
+            f"| {r['run_id'][:8]} | {r['job']} | {r['run_date']} | {r['status']} | "
+            f"{r['duration_s']:.1f} | {out} | {r['error'] or ''} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -68,8 +88,13 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
     pipeline = load_pipeline(cfg, "houses")
     broker = kafka_broker.up(cfg)
     log.info("Kafka broker answers on %s", broker["bootstrap"])
-    summary = gen.generate(pipeline, start=args.start, days=args.days,
-                           rows_per_day=args.rows_per_day, malformed=args.malformed)
+    summary = gen.generate(
+        pipeline,
+        start=args.start,
+        days=args.days,
+        rows_per_day=args.rows_per_day,
+        malformed=args.malformed,
+    )
     spark = build_spark(cfg, app_name="lakeloop-demo")
     for n in range(args.days):
         ingest_files.run(spark, pipeline, args.start + dt.timedelta(days=n))
@@ -82,8 +107,10 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
     out = [f"\nlakeloop demo: pipeline {pipeline.name}, lakehouse {cfg.lakehouse_root}"]
     for key, c in counts.items():
         extra = f" ({c['malformed']} malformed, kept with reason)" if "malformed" in c else ""
-        out.append(f"  {pipeline.spec.tables[key]:<28} {c['rows']:>7} rows{extra}  "
-                   f"{pipeline.table_path(key)}")
+        out.append(
+            f"  {pipeline.spec.tables[key]:<28} {c['rows']:>7} rows{extra}  "
+            f"{pipeline.table_path(key)}"
+        )
     out.append(f"  Kafka broker: {broker['bootstrap']} (stop it with `make kafka-down`)")
     out.append(f"  report: {report}\n")
     sys.stdout.write("\n".join(out) + "\n")

@@ -48,6 +48,12 @@ def main() -> int:
     path.write_text("\n".join(lines) + "\n")
     # spark-submit's default log4j profile logs every INFO line; keep the job's own logs readable.
     (path.parent / "log4j2.properties").write_text(LOG4J2)
+    # keep Spark on loopback (no "resolves to a loopback address" warning, no LAN traffic)
+    env_sh = path.parent / "spark-env.sh"
+    env_sh.write_text(
+        "# written by `make jars`\nexport SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}\n"
+    )
+    env_sh.chmod(0o755)
     sys.stdout.write(f"wrote {path}\n")
     return 0
 

@@ -30,10 +30,15 @@ def test_every_row_kept_and_malformed_rows_captured(spark, landed):
     rec = ingest_files.run(spark, landed, D1)
     m = _manifest(landed, D1)
     bronze = delta_io.read(spark, landed.table_path("bronze_listings")).where(
-        F.col("_ingest_date") == D1)
+        F.col("_ingest_date") == D1
+    )
     assert bronze.count() == m["listings"] == 300
-    by_fmt = {r["_source_format"]: r for r in bronze.groupBy("_source_format").agg(
-        F.count(F.lit(1)).alias("n"), F.count("_error").alias("bad")).collect()}
+    by_fmt = {
+        r["_source_format"]: r
+        for r in bronze.groupBy("_source_format")
+        .agg(F.count(F.lit(1)).alias("n"), F.count("_error").alias("bad"))
+        .collect()
+    }
     assert by_fmt["csv"]["n"] == m["csv_records"] and by_fmt["csv"]["bad"] == m["malformed_csv"]
     assert by_fmt["json"]["n"] == m["json_records"]
     assert by_fmt["json"]["bad"] == m["malformed_json"]
@@ -48,10 +53,16 @@ def test_every_row_kept_and_malformed_rows_captured(spark, landed):
     # quoted newlines stay inside one record
     assert bronze.where("description like '%\\nline two'").count() == m["quoted_newlines"]
     # positions: unique per file, 1..n
-    pos = bronze.groupBy("_source_file").agg(F.min("_source_position").alias("lo"),
-                                             F.max("_source_position").alias("hi"),
-                                             F.countDistinct("_source_position").alias("n"),
-                                             F.count(F.lit(1)).alias("rows")).collect()
+    pos = (
+        bronze.groupBy("_source_file")
+        .agg(
+            F.min("_source_position").alias("lo"),
+            F.max("_source_position").alias("hi"),
+            F.countDistinct("_source_position").alias("n"),
+            F.count(F.lit(1)).alias("rows"),
+        )
+        .collect()
+    )
     assert all(r["lo"] == 1 and r["hi"] == r["n"] == r["rows"] for r in pos)
     # the position points at the record: a JSON record's line in its file
     first_bad_json = bad.where("_source_format = 'json'").orderBy("_source_position").first()
@@ -103,8 +114,21 @@ def test_csv_header_that_differs_from_the_schema_fails_clearly(spark, landed):
 
 
 def test_main_returns_clear_exit_codes(cfg, capsys, caplog):
-    assert ingest_files.main(["--pipeline", "nosuch", "--date", "2026-01-01", "--env", "test",
-                              "--set", f"lakehouse_root={cfg.lakehouse_root}"]) == 2
+    assert (
+        ingest_files.main(
+            [
+                "--pipeline",
+                "nosuch",
+                "--date",
+                "2026-01-01",
+                "--env",
+                "test",
+                "--set",
+                f"lakehouse_root={cfg.lakehouse_root}",
+            ]
+        )
+        == 2
+    )
     assert "pipeline spec" in caplog.text and "does not exist" in caplog.text
     with pytest.raises(SystemExit):
         ingest_files.main(["--pipeline", "houses", "--date", "01/02/2026"])

@@ -38,7 +38,9 @@ def _ledger(pipeline) -> int:
     source = pipeline.spec.sources.kafka[0]
     consumer = KafkaConsumer(**python_client_config(pipeline.cfg, source))
     try:
-        parts = [TopicPartition(source.topic, p) for p in consumer.partitions_for_topic(source.topic)]
+        parts = [
+            TopicPartition(source.topic, p) for p in consumer.partitions_for_topic(source.topic)
+        ]
         end, begin = consumer.end_offsets(parts), consumer.beginning_offsets(parts)
         return sum(end[p] - begin[p] for p in parts)
     finally:
@@ -47,9 +49,11 @@ def _ledger(pipeline) -> int:
 
 def _ingested(spark, pipeline):
     cols = ["_topic", "_partition", "_offset"]
-    frames = [delta_io.read(spark, pipeline.table_path(k)).select(*cols)
-              for k in ("bronze_sales", "dead_letter")
-              if delta_io.version(spark, pipeline.table_path(k)) is not None]
+    frames = [
+        delta_io.read(spark, pipeline.table_path(k)).select(*cols)
+        for k in ("bronze_sales", "dead_letter")
+        if delta_io.version(spark, pipeline.table_path(k)) is not None
+    ]
     df = frames[0].unionByName(frames[1]) if len(frames) == 2 else frames[0]
     return df.count(), df.distinct().count()
 
@@ -73,8 +77,10 @@ def test_topic_to_bronze_and_dead_letters_exactly(spark, kafka_houses):
     assert _ingested(spark, pipeline) == (made["sales"], made["sales"])
     log = delta_io.read(spark, pipeline.table_path("run_log")).where("job = 'ingest_kafka'")
     first = log.orderBy("started_at").first()
-    assert first["output_counts"]["bronze_sales"] + first["output_counts"]["dead_letter"] == \
-        made["sales"]
+    assert (
+        first["output_counts"]["bronze_sales"] + first["output_counts"]["dead_letter"]
+        == made["sales"]
+    )
     assert {o["partition"] for o in first["kafka_offsets"]} == {0, 1}
 
 
@@ -96,12 +102,25 @@ def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(spark, kafka_ho
     pipeline, spec_path = kafka_houses
     made = _produce(pipeline, days=4, rows=500, malformed=0.01)
     env = {**os.environ, "LAKELOOP_HOME": str(ROOT)}
-    cmd = [sys.executable, "-m", "lakeloop.cli", "run", "ingest_kafka", "--pipeline",
-           str(spec_path), "--date", D.isoformat(), "--env", "test",
-           "--set", f"lakehouse_root={pipeline.root}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lakeloop.cli",
+        "run",
+        "ingest_kafka",
+        "--pipeline",
+        str(spec_path),
+        "--date",
+        D.isoformat(),
+        "--env",
+        "test",
+        "--set",
+        f"lakehouse_root={pipeline.root}",
+    ]
     log_file = open(tmp_path / "killed-run.log", "wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+    )
     delta_log = Path(pipeline.table_path("bronze_sales")) / "_delta_log"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:

@@ -24,8 +24,11 @@ def test_base_and_env_overlay():
 
 
 def test_set_overrides_win():
-    cfg = load_config("test", parse_set_pairs(["spark.shuffle_partitions=3",
-                                               "lakehouse_root=/tmp/x"]), project_root=ROOT)
+    cfg = load_config(
+        "test",
+        parse_set_pairs(["spark.shuffle_partitions=3", "lakehouse_root=/tmp/x"]),
+        project_root=ROOT,
+    )
     assert cfg.spark.shuffle_partitions == 3
     assert str(cfg.lakehouse_root) == "/tmp/x"
 

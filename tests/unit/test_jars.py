@@ -15,8 +15,11 @@ def test_select_keeps_only_what_pyspark_lacks(tmp_path: Path):
     all_dir, shipped, out = tmp_path / "all", tmp_path / "shipped", tmp_path / "out"
     all_dir.mkdir()
     shipped.mkdir()
-    for j in ("delta-spark_4.1_2.13-4.4.0.jar", "scala-library-2.13.16.jar",
-              "jackson-core-2.13.0.jar"):
+    for j in (
+        "delta-spark_4.1_2.13-4.4.0.jar",
+        "scala-library-2.13.16.jar",
+        "jackson-core-2.13.0.jar",
+    ):
         (all_dir / j).write_text("x")
     for j in ("scala-library-2.13.17.jar", "jackson-core-2.15.2.jar"):
         (shipped / j).write_text("x")

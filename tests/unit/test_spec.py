@@ -16,13 +16,16 @@ def _write(tmp_path, edit):
 
 def test_houses_spec_loads(houses, cfg):
     assert houses.name == "houses"
-    assert houses.table_path("bronze_listings") == str(cfg.lakehouse_root / "bronze/houses_listings")
+    assert houses.table_path("bronze_listings") == str(
+        cfg.lakehouse_root / "bronze/houses_listings"
+    )
     assert [s.format for s in houses.spec.sources.files] == ["csv", "json"]
     assert houses.spec.sources.kafka[0].fail_on_data_loss is True
 
 
-@pytest.mark.parametrize("name", ["bronze.listings; DROP TABLE x", "listings", "a.b.c", "../x.y",
-                                  "bronze.`x`"])
+@pytest.mark.parametrize(
+    "name", ["bronze.listings; DROP TABLE x", "listings", "a.b.c", "../x.y", "bronze.`x`"]
+)
 def test_table_name_must_be_plain_identifier(cfg, tmp_path, name):
     path = _write(tmp_path, lambda d: d["tables"].update(bronze_listings=name))
     with pytest.raises(ConfigError, match="not a plain `schema.table` identifier"):
@@ -62,7 +65,9 @@ def test_reference_to_unknown_table_key(cfg, tmp_path):
 
 
 def test_unknown_column_type(cfg, tmp_path):
-    path = _write(tmp_path, lambda d: d["sources"]["kafka"][0]["value_schema"][0].update(type="uuid"))
+    path = _write(
+        tmp_path, lambda d: d["sources"]["kafka"][0]["value_schema"][0].update(type="uuid")
+    )
     with pytest.raises(ConfigError, match="value_schema.0.type"):
         load_pipeline(cfg, path)
 

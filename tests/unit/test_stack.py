@@ -20,7 +20,8 @@ def test_pyspark_client_is_pinned_to_pyspark():
 @pytest.mark.parametrize("cls", REQUIRED_CLASSES)
 def test_delta_and_kafka_classes_load(spark, cls):
     loaded = spark.sparkContext._jvm.java.lang.Class.forName(
-        cls, True, spark.sparkContext._jvm.Thread.currentThread().getContextClassLoader())
+        cls, True, spark.sparkContext._jvm.Thread.currentThread().getContextClassLoader()
+    )
     assert loaded.getName() == cls
 
 
