@@ -71,4 +71,5 @@ bench-ingest: setup
 
 clean:
 	-$(VENV)/bin/lakeloop kafka down
-	rm -rf .lakehouse .kafka .mlflow .bench
+	-$(VENV)/bin/lakeloop kafka down --env test
+	rm -rf .lakehouse .kafka .kafka-test .mlflow .bench
