@@ -54,11 +54,11 @@ kafka-status: setup
 	$(VENV)/bin/lakeloop kafka status
 
 lint: install
-	$(VENV)/bin/ruff check src jobs dags tests bench
-	$(VENV)/bin/ruff format --check src jobs dags tests bench
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: setup
-	$(VENV)/bin/ruff check src jobs dags tests bench
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: setup
