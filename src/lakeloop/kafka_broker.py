@@ -176,7 +176,13 @@ def _format_storage(cfg: AppConfig, paths: BrokerPaths) -> None:
 
     cid = base64.urlsafe_b64encode(cluster_id).decode().rstrip("=")
     cmd = _java_cmd(
-        paths, cfg, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(paths.properties)
+        paths,
+        cfg,
+        "kafka.tools.StorageTool",
+        "format",
+        f"--cluster-id={cid}",
+        "--config",
+        str(paths.properties),
     )
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
