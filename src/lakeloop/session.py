@@ -42,6 +42,7 @@ def launched_by_spark_submit() -> bool:
 
 def build_spark(cfg: AppConfig, app_name: str | None = None) -> SparkSession:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
     builder = SparkSession.builder
     conf = session_conf(cfg)
     if app_name:

@@ -91,6 +91,108 @@ class KafkaSource(Strict):
         return self
 
 
+class MissingRule(Strict):
+    """drop: the row goes to quarantine; fill: a constant; median: the batch's median."""
+
+    strategy: Literal["drop", "fill", "median"]
+    value: str | int | float | bool | None = None
+
+    @model_validator(mode="after")
+    def _value(self) -> MissingRule:
+        if self.strategy == "fill" and self.value is None:
+            raise ValueError("strategy fill needs a value")
+        return self
+
+
+class OutlierRule(Strict):
+    """Bounds from the batch: iqr -> [q1 - k*IQR, q3 + k*IQR]; quantile -> [q(lower), q(upper)].
+    clip moves values to the bounds; flag keeps them and adds `outlier(<column>)` to `_flags`."""
+
+    method: Literal["iqr", "quantile"] = "iqr"
+    k: float = Field(1.5, gt=0)
+    lower: float = Field(0.01, ge=0, le=1)
+    upper: float = Field(0.99, ge=0, le=1)
+    action: Literal["clip", "flag"] = "flag"
+
+
+class Dedup(Strict):
+    """Keep the latest row per key (ordered by `order_by`, descending); the others go to
+    quarantine as superseded."""
+
+    key: list[str] = Field(min_length=1)
+    order_by: list[str] = Field(min_length=1)
+
+
+class CleaningSpec(Strict):
+    normalize: dict[str, list[Literal["trim", "lower", "upper"]]] = Field(default_factory=dict)
+    missing: dict[str, MissingRule] = Field(default_factory=dict)
+    outliers: dict[str, OutlierRule] = Field(default_factory=dict)
+    dedup: Dedup | None = None
+
+
+class ValidationSpec(Strict):
+    """validate: bronze table -> GX suite gate -> cleaning -> silver + quarantine."""
+
+    source: str  # key in `tables` (a bronze table)
+    suite: str  # path under the expectations dir, e.g. houses/bronze_listings.json
+    silver: str
+    quarantine: str
+    cleaning: CleaningSpec = CleaningSpec()
+
+    @field_validator("suite")
+    @classmethod
+    def _suite(cls, v: str) -> str:
+        if Path(v).is_absolute() or ".." in Path(v).parts or not v.endswith(".json"):
+            raise ValueError(f"suite {v!r} must be a .json path inside the expectations dir")
+        return v
+
+
+class AggregateJoin(Strict):
+    """Enrich the aggregate's source rows with columns of another table (joined on `key`)."""
+
+    table: str
+    key: str
+    columns: list[str] = Field(min_length=1)
+
+
+class WindowAggregate(Strict):
+    """A feature aggregated per `key` over the `window_days` before each entity's timestamp,
+    from another (silver) table: e.g. the 90-day median sale price per zipcode."""
+
+    name: str
+    source: str  # key in `tables`
+    key: str  # column shared by the source and the entity rows, e.g. zipcode
+    event_time: str
+    expr: str  # Spark SQL aggregate over the source's columns, e.g. percentile(sale_price, 0.5)
+    window_days: int = Field(ge=1, le=3660)
+    join: AggregateJoin | None = None
+
+    _name = field_validator("name")(lambda cls, v: _ident(v, "feature name"))
+
+
+class FeaturesSpec(Strict):
+    source: str  # key in `tables`: the silver entity table
+    table: str  # key in `tables`: the feature table
+    timestamp: str  # entity event time -> feature_ts
+    columns: dict[str, str] = Field(default_factory=dict)  # name -> SQL expression
+    aggregates: list[WindowAggregate] = Field(default_factory=list)
+    backfill_chunk_days: int = Field(7, ge=1)
+
+    @field_validator("columns")
+    @classmethod
+    def _cols(cls, v: dict[str, str]) -> dict[str, str]:
+        for k in v:
+            _ident(k, "feature name")
+        return v
+
+
+class LabelSpec(Strict):
+    source: str  # key in `tables`: the silver label events
+    column: str
+    event_time: str
+    lookback_days: int = Field(365, ge=1)
+
+
 class Sources(Strict):
     files: list[FileSource] = Field(default_factory=list)
     kafka: list[KafkaSource] = Field(default_factory=list)
@@ -104,10 +206,9 @@ class PipelineSpec(Strict):
     sources: Sources
     tables: dict[str, str]
     # Placeholders for the later stages; their own schemas arrive with those stages.
-    expectations: dict[str, Any] | None = None
-    cleaning: dict[str, Any] | None = None
-    features: dict[str, Any] | None = None
-    label: dict[str, Any] | None = None
+    expectations: list[ValidationSpec] = Field(default_factory=list)
+    features: FeaturesSpec | None = None
+    label: LabelSpec | None = None
     model: dict[str, Any] | None = None
     schedule: dict[str, Any] | None = None
     monitoring: dict[str, Any] | None = None
@@ -135,12 +236,27 @@ class PipelineSpec(Strict):
         for where, key in refs:
             if key not in self.tables:
                 raise ValueError(f"{where}: {key!r} is not a key of `tables`")
+        for v in self.expectations:
+            refs += [(f"expectations[{v.source}].{f}", getattr(v, f))
+                     for f in ("source", "silver", "quarantine")]
+        if self.features:
+            refs += [("features.source", self.features.source),
+                     ("features.table", self.features.table)]
+            for a in self.features.aggregates:
+                refs.append((f"features.aggregates[{a.name}].source", a.source))
+                if a.join:
+                    refs.append((f"features.aggregates[{a.name}].join.table", a.join.table))
+        if self.label:
+            refs.append(("label.source", self.label.source))
         if "run_log" not in self.tables:
             raise ValueError("tables.run_log is required")
         names = [s.name for s in self.sources.files] + [s.name for s in self.sources.kafka]
         if len(names) != len(set(names)):
             raise ValueError(f"source names must be unique, got {names}")
         return self
+
+    def validation_for(self, source: str) -> ValidationSpec | None:
+        return next((v for v in self.expectations if v.source == source), None)
 
     def table(self, key: str) -> str:
         try:

@@ -43,7 +43,10 @@ def job_parser(job: str) -> argparse.ArgumentParser:
 
 
 def main_for(
-    job: str, run: Callable[[SparkSession, Pipeline, dt.date], object], argv: list[str] | None
+    job: str,
+    run: Callable[[SparkSession, Pipeline, dt.date], object],
+    argv: list[str] | None,
+    on_success: Callable[[object], None] | None = None,
 ) -> int:
     """Parse args, load and validate config + spec (before any I/O), build the session, run."""
     logs.configure()
@@ -53,7 +56,9 @@ def main_for(
         pipeline = load_pipeline(cfg, args.pipeline)
         log.info("%s config: %s", job, json.dumps(cfg.redacted(), default=str))
         spark = build_spark(cfg, app_name=f"lakeloop-{job}-{pipeline.name}")
-        run(spark, pipeline, args.date)
+        result = run(spark, pipeline, args.date)
+        if on_success:
+            on_success(result)
     except (ConfigError, MissingJarsError, JobError) as e:
         log.error("%s failed: %s", job, e)
         return 2 if isinstance(e, ConfigError | MissingJarsError) else 1

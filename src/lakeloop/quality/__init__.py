@@ -1,0 +1,1 @@
+"""Data quality: row-level rules compiled from GX suites, and GX table-level validation."""

@@ -1,0 +1,139 @@
+"""Compile the row-level expectations of a GX 1.x suite into Spark column expressions.
+
+The suite file is the one source of truth. Row-level ("map") expectations —
+`expect_column_values_to_*` and friends — become boolean Spark expressions (true = the row
+passes) evaluated together in one select; every other expectation is table-level and runs
+through GX. A row-level type this compiler does not know is an error naming it: never skipped.
+GX semantics are kept: a null passes every rule except `..._to_not_be_null`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+FAILED = "_failed_rules"
+ROW_LEVEL_PREFIXES = ("expect_column_values_to_", "expect_column_pair_values_",
+                      "expect_multicolumn_", "expect_select_column_values_",
+                      "expect_compound_columns_")
+
+
+class SuiteError(ValueError):
+    """The suite cannot be used: unknown row-level type, bad kwargs, missing column."""
+
+
+@dataclass(frozen=True)
+class RowRule:
+    name: str  # e.g. "expect_column_values_to_not_be_null(listing_id)"
+    type: str
+    column: str
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CompiledSuite:
+    name: str
+    version: str  # meta.version of the file + a content hash, recorded on quarantined rows
+    row_rules: list[RowRule]
+    table_expectations: list[dict[str, Any]]
+    raw: dict[str, Any]
+
+    def table_suite(self) -> dict[str, Any]:
+        return {**self.raw, "expectations": self.table_expectations}
+
+
+def _between(c: Column, kw: dict[str, Any]) -> Column:
+    lo, hi = kw.get("min_value"), kw.get("max_value")
+    if lo is None and hi is None:
+        raise SuiteError("expect_column_values_to_be_between needs min_value or max_value")
+    ok = F.lit(True)
+    if lo is not None:
+        ok = ok & ((c > F.lit(lo)) if kw.get("strict_min") else (c >= F.lit(lo)))
+    if hi is not None:
+        ok = ok & ((c < F.lit(hi)) if kw.get("strict_max") else (c <= F.lit(hi)))
+    return c.isNull() | ok
+
+
+def _unique(c: Column, kw: dict[str, Any]) -> Column:
+    dupes = F.count(c).over(Window.partitionBy(c))
+    return c.isNull() | (dupes <= 1)
+
+
+ROW_RULES: dict[str, Callable[[Column, dict[str, Any]], Column]] = {
+    "expect_column_values_to_not_be_null": lambda c, kw: c.isNotNull(),
+    "expect_column_values_to_be_null": lambda c, kw: c.isNull(),
+    "expect_column_values_to_be_in_set": lambda c, kw: c.isNull() | c.isin(list(kw["value_set"])),
+    "expect_column_values_to_not_be_in_set":
+        lambda c, kw: c.isNull() | ~c.isin(list(kw["value_set"])),
+    "expect_column_values_to_be_between": _between,
+    "expect_column_values_to_match_regex": lambda c, kw: c.isNull() | c.rlike(kw["regex"]),
+    "expect_column_values_to_not_match_regex": lambda c, kw: c.isNull() | ~c.rlike(kw["regex"]),
+    "expect_column_values_to_be_unique": _unique,
+}
+
+
+def is_row_level(expectation_type: str) -> bool:
+    return expectation_type.startswith(ROW_LEVEL_PREFIXES)
+
+
+def compile_suite(suite: dict[str, Any], source: str = "suite") -> CompiledSuite:
+    """Split a GX suite (parsed JSON) into compiled row rules and table-level expectations."""
+    if not isinstance(suite.get("expectations"), list) or not suite.get("name"):
+        raise SuiteError(f"{source}: a GX suite needs `name` and a list of `expectations`")
+    rules, table = [], []
+    for i, e in enumerate(suite["expectations"]):
+        etype, kw = e.get("type"), e.get("kwargs", {})
+        if not etype:
+            raise SuiteError(f"{source}: expectations[{i}] has no `type`")
+        if not is_row_level(etype):
+            table.append(e)
+            continue
+        if etype not in ROW_RULES:
+            raise SuiteError(
+                f"{source}: expectations[{i}]: row-level expectation type {etype!r} is not "
+                f"supported by the quarantine compiler (known: {', '.join(sorted(ROW_RULES))})")
+        if "column" not in kw:
+            raise SuiteError(f"{source}: expectations[{i}] ({etype}) needs kwargs.column")
+        rules.append(RowRule(f"{etype}({kw['column']})", etype, kw["column"], kw))
+    digest = hashlib.sha256(json.dumps(suite, sort_keys=True).encode()).hexdigest()[:12]
+    version = f"{suite.get('meta', {}).get('version', '0')}+{digest}"
+    return CompiledSuite(suite["name"], version, rules, table, suite)
+
+
+def load_suite(path: Path) -> CompiledSuite:
+    if not path.is_file():
+        raise SuiteError(f"expectation suite {path} does not exist")
+    try:
+        suite = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SuiteError(f"{path}: not valid JSON: {e}") from None
+    return compile_suite(suite, str(path))
+
+
+def check_columns(suite: CompiledSuite, columns: list[str], table: str) -> None:
+    missing = sorted({r.column for r in suite.row_rules} - set(columns))
+    if missing:
+        raise SuiteError(f"suite {suite.name}: column(s) {missing} are not in table {table}")
+
+
+def with_rule_failures(df: DataFrame, rules: list[RowRule]) -> DataFrame:
+    """Add `_failed_rules` (array of rule names, empty when the row passes every rule): all
+    rules evaluated together in one projection."""
+    checks = [F.when(~F.coalesce(ROW_RULES[r.type](F.col(r.column), r.kwargs), F.lit(False)),
+                     F.lit(r.name)) for r in rules]
+    failed = F.filter(F.array(*checks), lambda x: x.isNotNull()) if checks else \
+        F.array().cast("array<string>")
+    return df.withColumn(FAILED, failed)
+
+
+def rule_failure_counts(gated: DataFrame) -> DataFrame:
+    """rule -> number of rows failing it (a row can fail several rules)."""
+    return (gated.select(F.explode(FAILED).alias("rule")).groupBy("rule")
+            .agg(F.count(F.lit(1)).alias("failed_rows")))
