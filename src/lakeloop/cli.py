@@ -13,7 +13,7 @@ from lakeloop.config import ConfigError, load_config, parse_set_pairs
 
 log = logging.getLogger(__name__)
 
-JOBS = ("ingest_files", "ingest_kafka", "validate", "build_features")
+JOBS = ("ingest_files", "ingest_kafka", "validate", "build_features", "build_training_set")
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -188,8 +188,10 @@ class FeaturesSpec(Strict):
 
 class LabelSpec(Strict):
     source: str  # key in `tables`: the silver label events
+    table: str  # key in `tables`: the training set written by build_training_set
     column: str
     event_time: str
+    id: str  # the label event's own key (e.g. sale_id)
     lookback_days: int = Field(365, ge=1)
 
 
@@ -237,17 +239,21 @@ class PipelineSpec(Strict):
             if key not in self.tables:
                 raise ValueError(f"{where}: {key!r} is not a key of `tables`")
         for v in self.expectations:
-            refs += [(f"expectations[{v.source}].{f}", getattr(v, f))
-                     for f in ("source", "silver", "quarantine")]
+            refs += [
+                (f"expectations[{v.source}].{f}", getattr(v, f))
+                for f in ("source", "silver", "quarantine")
+            ]
         if self.features:
-            refs += [("features.source", self.features.source),
-                     ("features.table", self.features.table)]
+            refs += [
+                ("features.source", self.features.source),
+                ("features.table", self.features.table),
+            ]
             for a in self.features.aggregates:
                 refs.append((f"features.aggregates[{a.name}].source", a.source))
                 if a.join:
                     refs.append((f"features.aggregates[{a.name}].join.table", a.join.table))
         if self.label:
-            refs.append(("label.source", self.label.source))
+            refs += [("label.source", self.label.source), ("label.table", self.label.table)]
         if "run_log" not in self.tables:
             raise ValueError("tables.run_log is required")
         names = [s.name for s in self.sources.files] + [s.name for s in self.sources.kafka]

@@ -20,9 +20,13 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 FAILED = "_failed_rules"
-ROW_LEVEL_PREFIXES = ("expect_column_values_to_", "expect_column_pair_values_",
-                      "expect_multicolumn_", "expect_select_column_values_",
-                      "expect_compound_columns_")
+ROW_LEVEL_PREFIXES = (
+    "expect_column_values_to_",
+    "expect_column_pair_values_",
+    "expect_multicolumn_",
+    "expect_select_column_values_",
+    "expect_compound_columns_",
+)
 
 
 class SuiteError(ValueError):
@@ -70,8 +74,9 @@ ROW_RULES: dict[str, Callable[[Column, dict[str, Any]], Column]] = {
     "expect_column_values_to_not_be_null": lambda c, kw: c.isNotNull(),
     "expect_column_values_to_be_null": lambda c, kw: c.isNull(),
     "expect_column_values_to_be_in_set": lambda c, kw: c.isNull() | c.isin(list(kw["value_set"])),
-    "expect_column_values_to_not_be_in_set":
-        lambda c, kw: c.isNull() | ~c.isin(list(kw["value_set"])),
+    "expect_column_values_to_not_be_in_set": lambda c, kw: (
+        c.isNull() | ~c.isin(list(kw["value_set"]))
+    ),
     "expect_column_values_to_be_between": _between,
     "expect_column_values_to_match_regex": lambda c, kw: c.isNull() | c.rlike(kw["regex"]),
     "expect_column_values_to_not_match_regex": lambda c, kw: c.isNull() | ~c.rlike(kw["regex"]),
@@ -98,7 +103,8 @@ def compile_suite(suite: dict[str, Any], source: str = "suite") -> CompiledSuite
         if etype not in ROW_RULES:
             raise SuiteError(
                 f"{source}: expectations[{i}]: row-level expectation type {etype!r} is not "
-                f"supported by the quarantine compiler (known: {', '.join(sorted(ROW_RULES))})")
+                f"supported by the quarantine compiler (known: {', '.join(sorted(ROW_RULES))})"
+            )
         if "column" not in kw:
             raise SuiteError(f"{source}: expectations[{i}] ({etype}) needs kwargs.column")
         rules.append(RowRule(f"{etype}({kw['column']})", etype, kw["column"], kw))
@@ -126,14 +132,24 @@ def check_columns(suite: CompiledSuite, columns: list[str], table: str) -> None:
 def with_rule_failures(df: DataFrame, rules: list[RowRule]) -> DataFrame:
     """Add `_failed_rules` (array of rule names, empty when the row passes every rule): all
     rules evaluated together in one projection."""
-    checks = [F.when(~F.coalesce(ROW_RULES[r.type](F.col(r.column), r.kwargs), F.lit(False)),
-                     F.lit(r.name)) for r in rules]
-    failed = F.filter(F.array(*checks), lambda x: x.isNotNull()) if checks else \
-        F.array().cast("array<string>")
+    checks = [
+        F.when(
+            ~F.coalesce(ROW_RULES[r.type](F.col(r.column), r.kwargs), F.lit(False)), F.lit(r.name)
+        )
+        for r in rules
+    ]
+    failed = (
+        F.filter(F.array(*checks), lambda x: x.isNotNull())
+        if checks
+        else F.array().cast("array<string>")
+    )
     return df.withColumn(FAILED, failed)
 
 
 def rule_failure_counts(gated: DataFrame) -> DataFrame:
     """rule -> number of rows failing it (a row can fail several rules)."""
-    return (gated.select(F.explode(FAILED).alias("rule")).groupBy("rule")
-            .agg(F.count(F.lit(1)).alias("failed_rows")))
+    return (
+        gated.select(F.explode(FAILED).alias("rule"))
+        .groupBy("rule")
+        .agg(F.count(F.lit(1)).alias("failed_rows"))
+    )

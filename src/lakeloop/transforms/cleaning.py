@@ -54,8 +54,10 @@ def cleaning_stats(df: DataFrame, spec: CleaningSpec) -> DataFrame:
     for name, rule in spec.outliers.items():
         for q in _quantiles(rule):
             wanted[_stat_name(name, q)] = (name, q)
-    aggs = [F.percentile_approx(F.col(c), q, 10_000).cast("double").alias(k)
-            for k, (c, q) in wanted.items()]
+    aggs = [
+        F.percentile_approx(F.col(c), q, 10_000).cast("double").alias(k)
+        for k, (c, q) in wanted.items()
+    ]
     return df.agg(*aggs) if aggs else df.sparkSession.range(1).select(F.lit(1).alias("_none"))
 
 
@@ -108,8 +110,11 @@ def cleaned(df: DataFrame, spec: CleaningSpec, stats: dict[str, float | None]) -
     if spec.dedup:
         candidate = F.size(FAILED) == 0
         w = Window.partitionBy(candidate, *spec.dedup.key).orderBy(
-            *[F.col(c).desc_nulls_last() for c in spec.dedup.order_by])
+            *[F.col(c).desc_nulls_last() for c in spec.dedup.order_by]
+        )
         superseded = candidate & (F.row_number().over(w) > 1)
-        out = out.withColumn(FAILED, _append(F.col(FAILED), superseded,
-                                             f"cleaning.superseded({','.join(spec.dedup.key)})"))
+        out = out.withColumn(
+            FAILED,
+            _append(F.col(FAILED), superseded, f"cleaning.superseded({','.join(spec.dedup.key)})"),
+        )
     return out

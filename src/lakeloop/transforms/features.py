@@ -32,8 +32,9 @@ def entity_features(entities: DataFrame, spec: FeaturesSpec, entity_key: str) ->
     return out.withColumns({name: F.expr(sql) for name, sql in spec.columns.items()})
 
 
-def enriched_events(events: DataFrame, enrich: DataFrame | None, key: str | None,
-                    columns: list[str]) -> DataFrame:
+def enriched_events(
+    events: DataFrame, enrich: DataFrame | None, key: str | None, columns: list[str]
+) -> DataFrame:
     """Events with extra columns from another table (e.g. a sale with its listing's sqft)."""
     if enrich is None or key is None:
         return events
@@ -49,9 +50,11 @@ def window_aggregate(keys: DataFrame, events: DataFrame, agg: WindowAggregate) -
     _require(events, [agg.key, agg.event_time], f"aggregate {agg.name} source")
     ev = events.withColumn("_event_date", F.to_date(agg.event_time))
     k = keys.select(agg.key, FEATURE_DATE).distinct()
-    cond = ((k[agg.key] == ev[agg.key])
-            & (ev["_event_date"] >= F.date_sub(k[FEATURE_DATE], agg.window_days))
-            & (ev["_event_date"] < k[FEATURE_DATE]))
+    cond = (
+        (k[agg.key] == ev[agg.key])
+        & (ev["_event_date"] >= F.date_sub(k[FEATURE_DATE], agg.window_days))
+        & (ev["_event_date"] < k[FEATURE_DATE])
+    )
     joined = k.join(ev, cond, "left").drop(ev[agg.key])
     value: Column = F.expr(agg.expr)
     if agg.expr.strip().lower().startswith("count("):
@@ -60,8 +63,9 @@ def window_aggregate(keys: DataFrame, events: DataFrame, agg: WindowAggregate) -
     return joined.groupBy(agg.key, FEATURE_DATE).agg(value.alias(agg.name))
 
 
-def with_aggregates(features: DataFrame, aggregates: list[DataFrame],
-                    specs: list[WindowAggregate]) -> DataFrame:
+def with_aggregates(
+    features: DataFrame, aggregates: list[DataFrame], specs: list[WindowAggregate]
+) -> DataFrame:
     out = features
     for df, spec in zip(aggregates, specs, strict=True):
         out = out.join(df, on=[spec.key, FEATURE_DATE], how="left")

@@ -14,7 +14,9 @@ from tests.conftest import ROOT
 
 
 def _suite(*expectations):
-    return compile_suite({"name": "t", "meta": {"version": "3"}, "expectations": list(expectations)})
+    return compile_suite(
+        {"name": "t", "meta": {"version": "3"}, "expectations": list(expectations)}
+    )
 
 
 def _e(t, **kw):
@@ -32,26 +34,52 @@ def test_row_rules_all_evaluated_in_one_projection(spark):
     )
     assert [r.type for r in suite.row_rules][0] == "expect_column_values_to_not_be_null"
     assert [e["type"] for e in suite.table_expectations] == ["expect_table_row_count_to_be_between"]
-    df = spark.createDataFrame([
-        ("k1", 5, "a", 1), ("k2", 11, "a", 2), (None, None, None, 3), ("x", 0, "z", 3),
-    ], "id string, n int, c string, u int")
+    df = spark.createDataFrame(
+        [
+            ("k1", 5, "a", 1),
+            ("k2", 11, "a", 2),
+            (None, None, None, 3),
+            ("x", 0, "z", 3),
+        ],
+        "id string, n int, c string, u int",
+    )
     out = with_rule_failures(df, suite.row_rules).select("id", FAILED)
-    expected = spark.createDataFrame([
-        ("k1", []),
-        ("k2", ["expect_column_values_to_be_between(n)"]),
-        (None, ["expect_column_values_to_not_be_null(id)", "expect_column_values_to_be_unique(u)"]),
-        ("x", ["expect_column_values_to_be_in_set(c)", "expect_column_values_to_match_regex(id)",
-               "expect_column_values_to_be_unique(u)"]),
-    ], out.schema)
+    expected = spark.createDataFrame(
+        [
+            ("k1", []),
+            ("k2", ["expect_column_values_to_be_between(n)"]),
+            (
+                None,
+                ["expect_column_values_to_not_be_null(id)", "expect_column_values_to_be_unique(u)"],
+            ),
+            (
+                "x",
+                [
+                    "expect_column_values_to_be_in_set(c)",
+                    "expect_column_values_to_match_regex(id)",
+                    "expect_column_values_to_be_unique(u)",
+                ],
+            ),
+        ],
+        out.schema,
+    )
     assertDataFrameEqual(out, expected)
     counts = rule_failure_counts(with_rule_failures(df, suite.row_rules))
     assert {r["rule"]: r["failed_rows"] for r in counts.collect()}[
-        "expect_column_values_to_be_unique(u)"] == 2
+        "expect_column_values_to_be_unique(u)"
+    ] == 2
 
 
 def test_strict_bounds(spark):
-    suite = _suite(_e("expect_column_values_to_be_between", column="n", min_value=0,
-                      max_value=10, strict_min=True))
+    suite = _suite(
+        _e(
+            "expect_column_values_to_be_between",
+            column="n",
+            min_value=0,
+            max_value=10,
+            strict_min=True,
+        )
+    )
     df = spark.createDataFrame([(0,), (10,)], "n int")
     out = with_rule_failures(df, suite.row_rules).where(F.size(FAILED) > 0)
     assert [r["n"] for r in out.collect()] == [0]

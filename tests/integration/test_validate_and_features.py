@@ -1,0 +1,253 @@
+"""validate -> silver + quarantine, build_features MERGE and backfill, on temp Delta tables
+with generated files and sales through the real broker."""
+
+import datetime as dt
+import json
+import shutil
+
+import pytest
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from lakeloop import delta_io
+from lakeloop.config import load_config
+from lakeloop.generate import houses as gen
+from lakeloop.jobs import build_features, ingest_files, ingest_kafka, validate
+from lakeloop.jobs.common import JobError
+from tests.conftest import ROOT, spec_variant
+
+D1, D2, D3 = dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)
+DAY = "_ingest_date"
+
+
+def _count(spark, pipeline, key, date=None):
+    df = delta_io.read(spark, pipeline.table_path(key))
+    return (df.where(F.col(DAY) == date) if date else df).count()
+
+
+@pytest.fixture
+def listings_only(cfg, tmp_path):
+    """houses validating only the listings (no Kafka needed)."""
+    pipeline, _ = spec_variant(
+        cfg,
+        tmp_path,
+        lambda d: d.update(
+            expectations=[e for e in d["expectations"] if e["source"] == "bronze_listings"]
+        ),
+    )
+    gen.generate(pipeline, start=D1, days=2, rows_per_day=400, malformed=0.01, produce=False)
+    return pipeline
+
+
+def test_bronze_equals_silver_plus_quarantine_and_no_bad_row_in_silver(spark, listings_only):
+    p = listings_only
+    ingest_files.run(spark, p, D1)
+    rec = validate.run(spark, p, D1)
+    bronze = _count(spark, p, "bronze_listings", D1)
+    silver = delta_io.read(spark, p.table_path("silver_listings")).where(F.col(DAY) == D1)
+    quarantine = delta_io.read(spark, p.table_path("quarantine_listings")).where(F.col(DAY) == D1)
+    assert bronze == silver.count() + quarantine.count() == 400
+    malformed = (
+        delta_io.read(spark, p.table_path("bronze_listings")).where("_error is not null").count()
+    )
+    assert malformed > 0 and quarantine.count() >= malformed
+    assert "_error" not in silver.columns and "_raw" not in silver.columns
+    for c in ("listing_id", "listed_at", "zipcode", "sqft", "bathrooms", "year_built"):
+        assert silver.where(F.col(c).isNull()).count() == 0, c  # filled or quarantined
+    assert silver.groupBy("listing_id").count().where("count > 1").count() == 0
+    assert (
+        quarantine.where(
+            "size(_failed_rules) = 0 or _reason = '' or _run_id is null "
+            "or _suite_version is null or _source_position is null"
+        ).count()
+        == 0
+    )
+    assert (
+        quarantine.where("_reason like '%expect_column_values_to_be_null(_error)%'").count()
+        == malformed
+    )
+    assert silver.where("array_contains(_flags, 'outlier(sqft)')").count() > 0
+    summary = open(rec.details["summary"]).read()
+    assert "pass rate" in summary and "top failing rules" in summary
+    assert rec.details["bronze_listings.data_docs"].endswith(".html")
+    assert rec.output_counts["silver_listings"] == silver.count()
+
+
+def test_rerun_same_date_gives_identical_silver_and_quarantine(spark, listings_only):
+    p = listings_only
+    ingest_files.run(spark, p, D1)
+    ingest_files.run(spark, p, D2)
+    validate.run(spark, p, D1)
+    validate.run(spark, p, D2)
+    silver1 = delta_io.read(spark, p.table_path("silver_listings")).localCheckpoint()
+    q1 = delta_io.read(spark, p.table_path("quarantine_listings")).drop("_run_id").localCheckpoint()
+    validate.run(spark, p, D1)
+    assertDataFrameEqual(delta_io.read(spark, p.table_path("silver_listings")), silver1)
+    assertDataFrameEqual(
+        delta_io.read(spark, p.table_path("quarantine_listings")).drop("_run_id"), q1
+    )
+
+
+def test_blocking_table_expectation_fails_and_writes_nothing(spark, cfg, tmp_path):
+    exp = tmp_path / "expectations"
+    shutil.copytree(ROOT / "expectations", exp)
+    suite_file = exp / "houses/bronze_listings.json"
+    suite = json.loads(suite_file.read_text())
+    suite["expectations"].append(
+        {
+            "type": "expect_table_row_count_to_be_between",
+            "kwargs": {"min_value": 1_000_000},
+            "meta": {"blocking": True},
+        }
+    )
+    suite_file.write_text(json.dumps(suite))
+    cfg2 = load_config(
+        "test",
+        {"lakehouse_root": str(cfg.lakehouse_root), "expectations_dir": str(exp)},
+        project_root=ROOT,
+    )
+    p, _ = spec_variant(
+        cfg2,
+        tmp_path,
+        lambda d: d.update(
+            expectations=[e for e in d["expectations"] if e["source"] == "bronze_listings"]
+        ),
+    )
+    gen.generate(p, start=D1, days=1, rows_per_day=50, produce=False)
+    ingest_files.run(spark, p, D1)
+    with pytest.raises(
+        JobError, match="blocking expectation.*expect_table_row_count_to_be_between"
+    ):
+        validate.run(spark, p, D1)
+    assert delta_io.version(spark, p.table_path("silver_listings")) is None
+    assert delta_io.version(spark, p.table_path("quarantine_listings")) is None
+
+
+def test_schema_change_is_quarantined_or_a_clear_error_never_nulled(spark, listings_only):
+    p = listings_only
+    folder = p.root / "landing/houses/listings/date=2026-01-01"
+    json_file = next(folder.glob("*.json"))
+    rows = [json.loads(x) for x in json_file.read_text().splitlines() if x.startswith('{"')][:3]
+    rows = [r for r in rows if isinstance(r.get("bedrooms"), int)]
+    changed = [
+        {**rows[0], "listing_id": "L20260101-900001", "garage_spaces": 2},  # new column
+        {**rows[1], "listing_id": "L20260101-900002", "sqft": "2100"},
+    ]  # int as string
+    with json_file.open("a") as f:
+        f.write("\n".join(json.dumps(r) for r in changed) + "\n")
+    ingest_files.run(spark, p, D1)
+    validate.run(spark, p, D1)
+    q = delta_io.read(spark, p.table_path("quarantine_listings"))
+    reasons = {
+        r["_raw"] and json.loads(r["_raw"])["listing_id"]: r["_reason"]
+        for r in q.where("_source_format = 'json' and _raw like '%90000%'").collect()
+    }
+    assert set(reasons) == {"L20260101-900001", "L20260101-900002"}
+    assert (
+        "unexpected field(s) not in the schema: garage_spaces"
+        in delta_io.read(spark, p.table_path("bronze_listings"))
+        .where("_raw like '%900001%'")
+        .first()["_error"]
+    )
+    silver = delta_io.read(spark, p.table_path("silver_listings"))
+    assert silver.where("listing_id like 'L20260101-9%'").count() == 0
+    # a new CSV column changes the header: a clear error, not nulls
+    csv = next(folder.glob("*.csv"))
+    head, body = csv.read_text().split("\n", 1)
+    csv.write_text(head + ",garage_spaces\n" + body)
+    with pytest.raises(JobError, match="CSV header differs"):
+        ingest_files.run(spark, p, D1)
+
+
+def test_missing_bronze_table_is_a_clear_error(spark, listings_only):
+    with pytest.raises(JobError, match="does not exist yet.*run the ingest jobs first"):
+        validate.run(spark, listings_only, D1)
+
+
+@pytest.fixture
+def full_houses(kafka_houses, spark):
+    """Files and sales for three days, ingested and validated."""
+    p, _ = kafka_houses
+    gen.generate(p, start=D1, days=3, rows_per_day=200, malformed=0.01)
+    for d in (D1, D2, D3):
+        ingest_files.run(spark, p, d)
+    ingest_kafka.run(spark, p, D3)
+    for d in (D1, D2, D3):
+        validate.run(spark, p, d)  # sales land on D3 only; their row count only warns
+    return p
+
+
+def test_features_merge_idempotent_and_backfill_matches_daily(spark, full_houses):
+    p = full_houses
+    rec = build_features.backfill(spark, p, D1, D3)
+    feats = delta_io.read(spark, p.table_path("features"))
+    silver = delta_io.read(spark, p.table_path("silver_listings"))
+    assert feats.count() == silver.count() == rec.output_counts["features"]
+    assert rec.details["chunks"] == "1"
+    assert {
+        "total_rooms",
+        "zip_median_price_90d",
+        "zip_sales_90d",
+        "zip_median_price_per_sqft_90d",
+        "feature_ts",
+        "feature_date",
+    } <= set(feats.columns)
+    snapshot = feats.localCheckpoint()
+    for d in (D1, D2, D3):  # daily runs over the same dates change nothing
+        build_features.run(spark, p, d)
+    assertDataFrameEqual(delta_io.read(spark, p.table_path("features")), snapshot)
+    # no aggregate sees a sale on or after the listing's own day
+    sales = delta_io.read(spark, p.table_path("silver_sales"))
+    first_sale = sales.agg(F.min(F.to_date("sold_at"))).first()[0]
+    early = feats.where(F.col("feature_date") <= F.lit(first_sale))
+    assert early.where("zip_sales_90d > 0").count() == 0
+
+
+def test_backfill_in_chunks_equals_one_chunk(spark, full_houses, tmp_path):
+    p = full_houses
+    build_features.backfill(spark, p, D1, D3)
+    one = delta_io.read(spark, p.table_path("features")).localCheckpoint()
+    shutil.rmtree(p.table_path("features"))
+    chunked = type(p)(
+        p.cfg,
+        p.spec.model_copy(
+            update={"features": p.spec.features.model_copy(update={"backfill_chunk_days": 1})}
+        ),
+        p.source_file,
+    )
+    rec = build_features.backfill(spark, chunked, D1, D3)
+    assert rec.details["chunks"] == "3" and len(rec.delta_versions["features.houses_listings"]) == 3
+    assertDataFrameEqual(delta_io.read(spark, p.table_path("features")), one)
+
+
+def test_duplicate_keys_in_one_batch_merge_to_distinct_keys(spark, full_houses):
+    p = full_houses
+    batch = build_features.features_for(spark, p, D1, D1)
+    doubled = batch.unionByName(batch).unionByName(batch)
+    from lakeloop.transforms.features import latest_per_key
+
+    build_features.merge_features(
+        spark, p, latest_per_key(doubled, [p.spec.entity_key, "feature_ts"], ["feature_ts"]), "t"
+    )
+    feats = delta_io.read(spark, p.table_path("features"))
+    assert feats.count() == batch.select(p.spec.entity_key, "feature_ts").distinct().count()
+    with pytest.raises(Exception, match="(?i)multiple source rows matched"):
+        build_features.merge_features(spark, p, doubled, "t")  # why the de-dup step exists
+
+
+def test_training_set_is_point_in_time(spark, full_houses):
+    from lakeloop.jobs import build_training_set
+
+    p = full_houses
+    build_features.backfill(spark, p, D1, D3)
+    as_of = dt.date(2026, 3, 31)
+    rec = build_training_set.run(spark, p, as_of)
+    ts = delta_io.read(spark, p.table_path("training_set"))
+    sales = delta_io.read(spark, p.table_path("silver_sales")).where(
+        F.to_date("sold_at") <= F.lit(as_of))
+    assert ts.count() == sales.count() == rec.output_counts["training_set"] > 0
+    assert ts.where("_has_features and feature_ts > sold_at").count() == 0  # never the future
+    # sales of listings we have features for get them (listings precede their sales)
+    listed = delta_io.read(spark, p.table_path("features")).select("listing_id").distinct()
+    assert ts.join(listed, "listing_id").where("not _has_features").count() == 0
+    assert ts.where("_has_features").count() == rec.output_counts["training_set.with_features"]
