@@ -21,7 +21,13 @@ from pyspark.sql import functions as F
 from lakeloop import delta_io, kafka_broker
 from lakeloop.config import AppConfig
 from lakeloop.generate import houses as gen
-from lakeloop.jobs import build_features, ingest_files, ingest_kafka, validate
+from lakeloop.jobs import (
+    build_features,
+    build_training_set,
+    ingest_files,
+    ingest_kafka,
+    validate,
+)
 from lakeloop.session import build_spark
 from lakeloop.spec import Pipeline, load_pipeline
 
@@ -107,6 +113,8 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
         rec = validate.run(spark, pipeline, args.start + dt.timedelta(days=n))
         summaries.append(rec.details["summary"])
     build_features.backfill(spark, pipeline, args.start, last)
+    # sales close up to ~45 days after listing: the training set as of 60 days later has them all
+    build_training_set.run(spark, pipeline, last + dt.timedelta(days=60))
     counts = table_counts(spark, pipeline)
     report_dir = cfg.lakehouse_root / "reports" / pipeline.name
     report_dir.mkdir(parents=True, exist_ok=True)
