@@ -4,6 +4,7 @@ with generated files and sales through the real broker."""
 import datetime as dt
 import json
 import shutil
+import uuid
 
 import pytest
 from pyspark.sql import functions as F
@@ -164,10 +165,13 @@ def test_missing_bronze_table_is_a_clear_error(spark, listings_only):
         validate.run(spark, listings_only, D1)
 
 
-@pytest.fixture
-def full_houses(kafka_houses, spark):
-    """Files and sales for three days, ingested and validated."""
-    p, _ = kafka_houses
+@pytest.fixture(scope="module")
+def validated_houses(spark, broker, tmp_path_factory):
+    """Files and sales for three days, ingested and validated once for this module."""
+    tmp = tmp_path_factory.mktemp("houses")
+    cfg = load_config("test", {"lakehouse_root": str(tmp / "lakehouse")}, project_root=ROOT)
+    topic = f"test.sales.{uuid.uuid4().hex[:10]}"
+    p, _ = spec_variant(cfg, tmp, lambda d: d["sources"]["kafka"][0].update(topic=topic))
     gen.generate(p, start=D1, days=3, rows_per_day=200, malformed=0.01)
     for d in (D1, D2, D3):
         ingest_files.run(spark, p, d)
@@ -175,6 +179,14 @@ def full_houses(kafka_houses, spark):
     for d in (D1, D2, D3):
         validate.run(spark, p, d)  # sales land on D3 only; their row count only warns
     return p
+
+
+@pytest.fixture
+def full_houses(validated_houses):
+    """The module's validated pipeline with no feature table or training set yet."""
+    for key in ("features", "training_set"):
+        shutil.rmtree(validated_houses.table_path(key), ignore_errors=True)
+    return validated_houses
 
 
 def test_features_merge_idempotent_and_backfill_matches_daily(spark, full_houses):
@@ -244,7 +256,8 @@ def test_training_set_is_point_in_time(spark, full_houses):
     rec = build_training_set.run(spark, p, as_of)
     ts = delta_io.read(spark, p.table_path("training_set"))
     sales = delta_io.read(spark, p.table_path("silver_sales")).where(
-        F.to_date("sold_at") <= F.lit(as_of))
+        F.to_date("sold_at") <= F.lit(as_of)
+    )
     assert ts.count() == sales.count() == rec.output_counts["training_set"] > 0
     assert ts.where("_has_features and feature_ts > sold_at").count() == 0  # never the future
     # sales of listings we have features for get them (listings precede their sales)

@@ -137,7 +137,13 @@ def test_label_date_bounds_prune_feature_date_partitions(spark, tmp_path):
     out = _pit(
         labels, features, lookback_days=3, label_date_bounds=(D(2026, 1, 20), D(2026, 1, 20))
     )
-    plan = out._jdf.queryExecution().executedPlan().toString()
+    key = "spark.sql.maxMetadataStringLength"  # plans print up to 100 chars per list by default
+    old = spark.conf.get(key)
+    spark.conf.set(key, "10000")
+    try:
+        plan = out._jdf.queryExecution().executedPlan().toString()
+    finally:
+        spark.conf.set(key, old)
     scan = next(line for line in plan.splitlines() if "FileScan parquet" in line)
     partition_filters = scan.split("PartitionFilters: [", 1)[1].split(", PushedFilters", 1)[0]
     # lookback + a day's margin either side: 2026-01-16 .. 2026-01-21
