@@ -44,8 +44,8 @@ def training_set(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> Data
         delta_io.read(spark, paths[spec.label.source]), spec.label, spec.entity_key, date
     )
     bounds = labels.agg(
-        F.min(F.to_date(spec.label.event_time)).alias("lo"),
-        F.max(F.to_date(spec.label.event_time)).alias("hi"),
+        F.to_date(F.min(spec.label.event_time)).alias("lo"),
+        F.to_date(F.max(spec.label.event_time)).alias("hi"),
     ).first()
     if bounds["lo"] is None:
         raise JobError(f"no label events in {spec.table(spec.label.source)} on or before {date}")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog
@@ -89,18 +89,17 @@ def _with_position(df: DataFrame) -> DataFrame:
     )
 
 
-def partition_counts(spark: SparkSession, path: str, date: dt.date) -> list:
-    return (
-        delta_io.read(spark, path)
-        .where(F.col("_ingest_date") == F.lit(date))
-        .groupBy("_source_format")
-        .agg(
-            F.count(F.lit(1)).alias("records"),
-            F.count("_error").alias("malformed"),
-            F.countDistinct("_source_file").alias("files"),
-        )
-        .collect()
-    )
+def observed_counts(bronze: DataFrame, formats: list[str]) -> tuple[DataFrame, Observation]:
+    """Count records and malformed records per format while the write runs (no second pass)."""
+    obs = Observation("bronze_counts")
+    aggs = []
+    for fmt in formats:
+        is_fmt = F.col("_source_format") == F.lit(fmt)
+        aggs += [
+            F.count(F.when(is_fmt, 1)).alias(f"{fmt}.records"),
+            F.count(F.when(is_fmt & F.col("_error").isNotNull(), 1)).alias(f"{fmt}.malformed"),
+        ]
+    return bronze.observe(obs, *aggs), obs
 
 
 def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRecord:
@@ -113,12 +112,13 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         for table_key, sources in by_table.items():
             path = pipeline.table_path(table_key)
             with one_partition_per_file(spark):
-                frames = [
-                    read_source(spark, s, matching_files(pipeline, s, date), date) for s in sources
-                ]
+                files = {s.name: matching_files(pipeline, s, date) for s in sources}
+                frames = [read_source(spark, s, files[s.name], date) for s in sources]
                 bronze = frames[0]
                 for f in frames[1:]:
                     bronze = bronze.unionByName(f)
+                formats = sorted({s.format for s in sources})
+                bronze, counts = observed_counts(bronze, formats)
                 try:
                     delta_io.replace_partition(
                         bronze,
@@ -142,12 +142,16 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                         ) from None
                     raise
             rec.add_version(pipeline.spec.table(table_key), delta_io.version(spark, path))
-            for r in partition_counts(spark, path, date):
-                fmt = r["_source_format"]
-                rec.input_counts[f"{table_key}.{fmt}.records"] = r["records"]
-                rec.input_counts[f"{table_key}.{fmt}.files"] = r["files"]
-                rec.output_counts[f"{table_key}.{fmt}.malformed"] = r["malformed"]
-                rec.output_counts[table_key] = rec.output_counts.get(table_key, 0) + r["records"]
+            got = counts.get
+            for fmt in formats:
+                rec.input_counts[f"{table_key}.{fmt}.records"] = got[f"{fmt}.records"]
+                rec.input_counts[f"{table_key}.{fmt}.files"] = sum(
+                    len(files[s.name]) for s in sources if s.format == fmt
+                )
+                rec.output_counts[f"{table_key}.{fmt}.malformed"] = got[f"{fmt}.malformed"]
+                rec.output_counts[table_key] = (
+                    rec.output_counts.get(table_key, 0) + got[f"{fmt}.records"]
+                )
     return rec
 
 

@@ -131,19 +131,20 @@ def check_columns(suite: CompiledSuite, columns: list[str], table: str) -> None:
 
 def with_rule_failures(df: DataFrame, rules: list[RowRule]) -> DataFrame:
     """Add `_failed_rules` (array of rule names, empty when the row passes every rule): all
-    rules evaluated together in one projection."""
-    checks = [
+    rules evaluated together in one projection. Built as a concat of one-element arrays, which
+    stays in generated code (a filter over an array of nulls runs a lambda per element and was
+    2x slower on 1M rows x 21 rules)."""
+    empty = F.array().cast("array<string>")
+    if not rules:
+        return df.withColumn(FAILED, empty)
+    parts = [
         F.when(
-            ~F.coalesce(ROW_RULES[r.type](F.col(r.column), r.kwargs), F.lit(False)), F.lit(r.name)
-        )
+            ~F.coalesce(ROW_RULES[r.type](F.col(r.column), r.kwargs), F.lit(False)),
+            F.array(F.lit(r.name)),
+        ).otherwise(empty)
         for r in rules
     ]
-    failed = (
-        F.filter(F.array(*checks), lambda x: x.isNotNull())
-        if checks
-        else F.array().cast("array<string>")
-    )
-    return df.withColumn(FAILED, failed)
+    return df.withColumn(FAILED, F.concat(*parts))
 
 
 def rule_failure_counts(gated: DataFrame) -> DataFrame:

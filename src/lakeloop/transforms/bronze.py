@@ -127,7 +127,8 @@ def kafka_records(
     messages: DataFrame, schema: T.StructType, batch_id: int, ingest_date: dt.date
 ) -> DataFrame:
     """Kafka rows (key, value, topic, partition, offset, timestamp) parsed as JSON with lineage;
-    `_error` is null for a good record and says why otherwise. Keeps `_value` (raw bytes)."""
+    `_error` is null for a good record and says why otherwise. Keeps `_value` (the raw bytes;
+    `dead_letters` adds their text) so a cached batch holds each message once."""
     raw = F.col("value").cast("string")
     parse_schema = T.StructType([*schema.fields, T.StructField(CORRUPT, T.StringType())])
     j = F.from_json(raw, parse_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
@@ -147,7 +148,6 @@ def kafka_records(
         F.col("key").cast("string").alias("_key"),
         F.lit(batch_id).cast("long").alias("_batch_id"),
         F.lit(ingest_date).cast("date").alias("_ingest_date"),
-        F.col("_raw"),
         F.col("value").alias("_value"),
         error.alias("_error"),
     )
@@ -177,7 +177,7 @@ def dead_letters(records: DataFrame) -> DataFrame:
         "_key",
         "_batch_id",
         "_ingest_date",
-        "_raw",
+        F.col("_value").cast("string").alias("_raw"),
         "_value",
         "_error",
     )

@@ -1,0 +1,671 @@
+"""make bench-ingest: lakeloop's ingest jobs against bare baselines doing the same work.
+
+1. files -> bronze: `ingest_files.run` (explicit schema, lineage, malformed-record capture,
+   Delta replaceWhere, post-write counts, run log) vs a bare Spark Parquet write of the same
+   CSV + JSON-lines files (same explicit schema, union, overwrite).    ratio `files_vs_parquet`
+2. Kafka -> bronze: `ingest_kafka.run` (AvailableNow stream -> Delta, exactly once, run log)
+   vs a kafka-python consume loop of the same messages (+ json.loads of each value).
+                                                                       ratio `kafka_vs_kafka_python`
+
+Each ratio is baseline seconds / our seconds for the same rows (higher is better); each is
+printed as one line `ratio <name> <value>`. Both sides run in one Spark session, after two
+warm-up runs of each on small data; timed runs alternate (ours first, then baseline first) and
+the best of `--repeats` counts. Scratch data lives in a fresh folder under .bench/ (removed at
+the end unless --keep). The machine is small (2 cores): anything else running skews the
+numbers, so the CPU used by other processes during the timed runs is reported alongside.
+
+    .venv/bin/python bench/ingest.py [--rows N] [--kafka-rows M] [--skip-files] [--skip-kafka]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import glob
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_ROOT = ROOT / ".bench"
+DAY = dt.date(2026, 1, 1)  # the date the timed file runs ingest
+WARM_DAY = dt.date(2025, 6, 1)  # warm-up data
+GOALS = {"files_vs_parquet": 0.8, "kafka_vs_kafka_python": 5.0}
+DEFAULT_ROWS = 1_000_000
+SALES_PER_LISTING = 0.6  # the generator's share of listings that sell (one event each)
+
+T0 = time.perf_counter()
+
+
+def say(msg: str) -> None:
+    print(f"[{time.perf_counter() - T0:7.1f}s] {msg}", flush=True)
+
+
+def _secs(ts: list[float]) -> str:
+    return ", ".join(f"{t:.2f}s" for t in ts)
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# --- noise: what else is using the 2 cores ---------------------------------------------------
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _procs() -> dict[int, tuple[int, int, bytes]]:
+    """pid -> (parent pid, CPU ticks used so far, command line)."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (d / "cmdline").read_bytes()
+            out[int(d.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]), cmd)
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _busy_ticks() -> int:
+    """CPU ticks the whole machine has spent busy (not idle, not waiting on I/O)."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(f) - f[3] - f[4]
+
+
+def _tree(procs: dict[int, tuple[int, int, bytes]], roots: set[int]) -> set[int]:
+    tree, grew = set(roots) & set(procs), True
+    while grew:
+        kids = {pid for pid, (ppid, _, _) in procs.items() if ppid in tree} - tree
+        tree |= kids
+        grew = bool(kids)
+    return tree
+
+
+def _cpu_seconds(also: tuple[int, ...] = ()) -> float:
+    """CPU seconds used so far by this process, its children (the Spark JVM) and `also`
+    (processes that end in between are not counted; the ones here live throughout)."""
+    procs = _procs()
+    return sum(procs[p][1] for p in _tree(procs, {os.getpid(), *also})) / _TICK
+
+
+class CpuWatch:
+    """How many cores this bench (this process, its Spark JVM and `also`, e.g. the broker) and
+    everything else used while the block ran: the noise check for a 2-core machine."""
+
+    def __init__(self, label: str, notes: list[str], also: tuple[int, ...] = ()) -> None:
+        self.label, self.notes, self.also = label, notes, also
+
+    def __enter__(self) -> CpuWatch:
+        self.t, self.busy, self.procs = time.perf_counter(), _busy_ticks(), _procs()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self.t
+        busy = _busy_ticks() - self.busy
+        procs = _procs()
+        mine = _tree(procs, {os.getpid(), *self.also})
+        used = sum(procs[p][1] - self.procs.get(p, (0, 0, b""))[1] for p in mine)
+        ours = used / _TICK / wall
+        other = max(0.0, (busy - used) / _TICK / wall)
+        jvms = sorted(p for p, (_, _, cmd) in procs.items() if b"spark.deploy.SparkSubmit" in cmd)
+        jvms = [p for p in jvms if p not in mine]
+        msg = (
+            f"cpu during {self.label}: the bench used {ours:.2f} cores, everything else "
+            f"{other:.2f} of {os.cpu_count()} (load avg {os.getloadavg()[0]:.1f})"
+        )
+        if jvms:
+            msg += f"; other Spark JVMs running: {jvms}"
+        say(msg)
+        if other > 0.25 or jvms:
+            self.notes.append(f"{msg} -> these timings are noisy")
+
+
+# --- timing ----------------------------------------------------------------------------------
+
+
+class Phases:
+    """Wall time spent inside named lakeloop functions during our runs (wrappers installed on
+    the module attributes the jobs call; nothing in src/ changes)."""
+
+    def __init__(self) -> None:
+        self.current: dict[str, float] = {}
+        self._undo: list[Callable[[], None]] = []
+
+    def wrap(self, module: object, attr: str, label: str) -> None:
+        orig = getattr(module, attr)
+
+        def timed(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return orig(*a, **kw)
+            finally:
+                self.current[label] = self.current.get(label, 0.0) + time.perf_counter() - t
+
+        setattr(module, attr, timed)
+        self._undo.append(lambda: setattr(module, attr, orig))
+
+    def take(self) -> dict[str, float]:
+        out, self.current = self.current, {}
+        return out
+
+    def restore(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+
+
+class Side:
+    def __init__(self, name: str, rows: int) -> None:
+        self.name = name
+        self.rows = rows
+        self.times: list[float] = []
+        self.cpu: list[float] = []  # CPU seconds of this process, its JVM (and the broker)
+        self.phases: list[dict[str, float]] = []
+
+    @property
+    def best(self) -> float:
+        return min(self.times)
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.best
+
+    @property
+    def best_cpu(self) -> float:
+        return self.cpu[self.times.index(self.best)]
+
+
+def alternate(
+    repeats: int,
+    ours: Side,
+    base: Side,
+    run_ours: Callable[[int], dict[str, float]],
+    run_base: Callable[[int], None],
+    also: tuple[int, ...] = (),
+) -> None:
+    """Run both sides `repeats` times, alternating which goes first. Records wall seconds and
+    the CPU seconds used by this process tree and `also` (CPU is less swayed by neighbours)."""
+    for rep in range(repeats):
+        order = [("ours", ours), ("base", base)]
+        if rep % 2:
+            order.reverse()
+        for kind, side in order:
+            cpu = _cpu_seconds(also)
+            t = time.perf_counter()
+            phases = run_ours(rep) if kind == "ours" else run_base(rep)
+            elapsed = time.perf_counter() - t
+            side.times.append(elapsed)
+            side.cpu.append(_cpu_seconds(also) - cpu)
+            if phases is not None:
+                side.phases.append(phases)
+            say(
+                f"  run {rep + 1}/{repeats} {side.name}: {elapsed:.2f}s "
+                f"({side.rows / elapsed:,.0f} rows/s, {side.cpu[-1]:.1f} CPU s)"
+            )
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def generate_files(pipeline, day: dt.date, rows: int, parts: int, seed: int = 7) -> list:
+    """`rows` listings for `day` as `parts` CSV files + `parts` JSON-lines files (70/30 rows,
+    one generate_day call per part, each on its own generator date so listing ids are unique,
+    moved into `day`'s folder). Returns the sale events of all parts (key, value)."""
+    from lakeloop.generate.houses import generate_day
+
+    messages: list = []
+    sources = pipeline.spec.sources.files
+    for i in range(parts):
+        n = rows // parts + (1 if i < rows % parts else 0)
+        if n == 0:
+            continue
+        gen_day = day + dt.timedelta(days=1000 + i)
+        counts, msgs = generate_day(pipeline, gen_day, n, malformed=0.0, seed=seed)
+        if counts["listings"] != n:
+            raise BenchError(f"generator wrote {counts['listings']} listings, expected {n}")
+        messages.extend(msgs)
+        for s in sources:
+            src_glob = pipeline.file_glob(s, gen_day)
+            dest = Path(pipeline.file_glob(s, day)).parent
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in glob.glob(src_glob):
+                p = Path(f)
+                p.rename(dest / f"part-{i:03d}{p.suffix}")
+            folder = Path(src_glob).parent
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+    return messages
+
+
+def more_messages(pipeline, have: list, want: int, seed: int = 7) -> list:
+    """Top `have` up to `want` sale events (files generated on the way are deleted)."""
+    from lakeloop.generate.houses import generate_day
+
+    msgs = list(have)
+    n = 0
+    while len(msgs) < want:
+        gen_day = DAY + dt.timedelta(days=5000 + n)
+        rows = max(1000, min(250_000, int((want - len(msgs)) / SALES_PER_LISTING) + 1000))
+        _, extra = generate_day(pipeline, gen_day, rows, malformed=0.0, seed=seed)
+        msgs.extend(extra)
+        for s in pipeline.spec.sources.files:
+            shutil.rmtree(Path(pipeline.file_glob(s, gen_day)).parent, ignore_errors=True)
+        n += 1
+    return msgs[:want]
+
+
+def kafka_variant(pipeline, topic: str, tag: str):
+    """The pipeline reading `topic` with its own checkpoint and bronze/dead-letter tables."""
+    from lakeloop.spec import Pipeline, PipelineSpec
+
+    data = pipeline.spec.model_dump(by_alias=True)
+    k = data["sources"]["kafka"][0]
+    k["topic"] = topic
+    k["checkpoint"] = f"_checkpoints/bench/{tag}"
+    data["tables"]["bronze_sales"] = f"bronze.bench_sales_{tag}"
+    data["tables"]["dead_letter"] = f"bronze.bench_dead_{tag}"
+    return Pipeline(pipeline.cfg, PipelineSpec.model_validate(data))
+
+
+# --- files -> bronze -------------------------------------------------------------------------
+
+
+def bench_files(spark, pipeline, args, bench_dir: Path, phases: Phases, notes: list[str]):
+    from lakeloop.jobs import ingest_files
+    from lakeloop.schemas import struct_of
+
+    sources = {s.format: s for s in pipeline.spec.sources.files}
+    if set(sources) != {"csv", "json"}:
+        raise BenchError(f"expected one csv and one json file source, got {sorted(sources)}")
+    schema = struct_of(sources["csv"].columns)
+    out_root = bench_dir / "parquet"
+
+    def files(day: dt.date, fmt: str) -> list[str]:
+        return sorted(glob.glob(pipeline.file_glob(sources[fmt], day)))
+
+    def ours(day: dt.date, rows: int) -> None:
+        rec = ingest_files.run(spark, pipeline, day)
+        got = rec.output_counts.get("bronze_listings")
+        bad = sum(v for k, v in rec.output_counts.items() if k.endswith(".malformed"))
+        if got != rows or bad:
+            raise BenchError(f"ingest_files wrote {got} rows ({bad} malformed), expected {rows}")
+
+    def baseline(day: dt.date, out: Path) -> None:
+        csv = spark.read.schema(schema).option("header", True).csv(files(day, "csv"))
+        js = spark.read.schema(schema).json(files(day, "json"))
+        csv.unionByName(js).write.mode("overwrite").parquet(str(out))
+
+    say(f"files: generating {args.warmup_rows:,} warm-up rows and {args.rows:,} rows ...")
+    t = time.perf_counter()
+    generate_files(pipeline, WARM_DAY, args.warmup_rows, args.files_per_format)
+    messages = generate_files(pipeline, DAY, args.rows, args.files_per_format)
+    size = sum(os.path.getsize(f) for fmt in ("csv", "json") for f in files(DAY, fmt))
+    say(
+        f"files: {len(files(DAY, 'csv'))} CSV + {len(files(DAY, 'json'))} JSON files, "
+        f"{size / 1e6:.0f} MB, generated in {time.perf_counter() - t:.1f}s"
+    )
+
+    say("files: warm-up (two small runs of each side)")
+    warm_ours, warm_base = [], []
+    for i in range(2):
+        t = time.perf_counter()
+        ours(WARM_DAY, args.warmup_rows)
+        warm_ours.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        baseline(WARM_DAY, out_root / f"warm{i}")
+        warm_base.append(time.perf_counter() - t)
+    phases.take()
+    say(
+        f"files: warm-up {args.warmup_rows:,} rows: ours {_secs(warm_ours)}, "
+        f"parquet {_secs(warm_base)}"
+    )
+
+    ours_side = Side("files  ours: ingest_files -> Delta", args.rows)
+    base_side = Side("files  baseline: spark csv+json -> parquet", args.rows)
+
+    def run_ours(rep: int) -> dict[str, float]:
+        ours(DAY, args.rows)
+        return phases.take()
+
+    def run_base(rep: int) -> None:
+        baseline(DAY, out_root / f"run{rep}")
+
+    with CpuWatch("the timed file runs", notes):
+        alternate(args.repeats, ours_side, base_side, run_ours, run_base)
+    # the baseline parsed every row, as ours did (checked outside the timings)
+    out = spark.read.parquet(str(out_root / "run0"))
+    n, nulls = out.count(), out.where("listed_at is null or listing_id is null").count()
+    if n != args.rows or nulls:
+        raise BenchError(
+            f"parquet baseline wrote {n} rows ({nulls} unparsed), expected {args.rows}"
+        )
+    shutil.rmtree(out_root, ignore_errors=True)
+    return ours_side, base_side, messages, (warm_ours[-1], warm_base[-1])
+
+
+# --- Kafka -> bronze -------------------------------------------------------------------------
+
+
+def consume(cfg, source, topic: str, n: int, timeout_s: float) -> float:
+    """kafka-python: consume `n` messages of `topic` from the start, json.loads each value.
+    Seconds from consumer creation to the last message."""
+    from kafka import KafkaConsumer
+
+    from lakeloop.kafka_io import python_client_config
+
+    t = time.perf_counter()
+    consumer = KafkaConsumer(
+        topic,
+        **python_client_config(cfg, source),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=int(timeout_s * 1000),
+    )
+    got = 0
+    try:
+        for msg in consumer:
+            json.loads(msg.value)
+            got += 1
+            if got == n:
+                break
+        elapsed = time.perf_counter() - t
+    finally:
+        consumer.close()
+    if got != n:
+        raise BenchError(
+            f"kafka-python consumed {got} of {n} messages of {topic} "
+            f"(nothing new for {timeout_s:.0f}s)"
+        )
+    return elapsed
+
+
+def bench_kafka(spark, pipeline, args, messages: list, phases: Phases, notes: list[str]):
+    from lakeloop import kafka_broker
+
+    cfg = pipeline.cfg
+    say(f"kafka: starting the broker if needed ({cfg.kafka.bootstrap_servers})")
+    try:
+        was_up = bool(kafka_broker.status(cfg)["answers"])
+        state = kafka_broker.up(cfg)
+    except Exception as e:  # BrokerError, missing jars, port taken, ...
+        raise BenchError(f"the Kafka broker could not start: {e}") from e
+    if not state.get("answers"):
+        raise BenchError(f"the Kafka broker does not answer: {state}")
+    say(f"kafka: broker pid {state.get('pid')} {'was up' if was_up else 'started'}")
+    try:
+        broker = (int(state["pid"]),) if state.get("pid") else ()
+        run = uuid.uuid4().hex[:10]
+        topics = (f"bench.sales.{run}", f"bench.sales.{run}.warm")
+        try:
+            return _bench_kafka(spark, pipeline, args, messages, phases, notes, broker, topics)
+        finally:
+            if not args.keep:
+                delete_topics(cfg, topics)
+    finally:
+        if not was_up:
+            say("kafka: stopping the broker this bench started")
+            kafka_broker.down(cfg)
+
+
+def delete_topics(cfg, topics: tuple[str, ...]) -> None:
+    """Drop the bench's topics (their data would stay in the broker's data dir)."""
+    from kafka import KafkaAdminClient
+
+    from lakeloop.kafka_io import python_client_config
+
+    try:
+        admin = KafkaAdminClient(**python_client_config(cfg))
+        try:
+            gone = [t for t in topics if t in admin.list_topics()]
+            if gone:
+                admin.delete_topics(gone)
+        finally:
+            admin.close()
+    except Exception as e:  # cleanup only: say so, keep the results
+        say(f"kafka: could not delete the bench topics {topics}: {e}")
+
+
+def _bench_kafka(
+    spark,
+    pipeline,
+    args,
+    messages: list,
+    phases: Phases,
+    notes: list[str],
+    broker: tuple,
+    topics: tuple[str, str],
+):
+    from lakeloop.generate.houses import produce_sales
+    from lakeloop.jobs import ingest_kafka
+
+    cfg = pipeline.cfg
+
+    n = args.kafka_rows
+    t = time.perf_counter()
+    msgs = more_messages(pipeline, messages, n)
+    warm_msgs = msgs[: args.warmup_rows // 2 or 1]
+    topic, warm_topic = topics
+    say(f"kafka: {n:,} messages ready in {time.perf_counter() - t:.1f}s; producing to {topic}")
+    t = time.perf_counter()
+    produce_sales(kafka_variant(pipeline, warm_topic, "warm"), warm_msgs)
+    produce_sales(kafka_variant(pipeline, topic, "setup"), msgs)
+    say(f"kafka: produced {n:,} messages in {time.perf_counter() - t:.1f}s")
+    source = pipeline.spec.sources.kafka[0]
+
+    def ours(tag: str, topic_: str, count: int) -> None:
+        p = kafka_variant(pipeline, topic_, tag)
+        rec = ingest_kafka.run(spark, p, DAY)
+        seen = rec.input_counts.get(f"{source.name}.messages")
+        wrote = rec.output_counts.get("bronze_sales")
+        if seen != count or wrote != count:
+            raise BenchError(
+                f"ingest_kafka ({tag}) read {seen} and wrote {wrote} messages, expected {count}"
+            )
+
+    say("kafka: warm-up (two small runs of each side)")
+    warm_ours, warm_base = [], []
+    for i in range(2):
+        t = time.perf_counter()
+        ours(f"warm{i}", warm_topic, len(warm_msgs))
+        warm_ours.append(time.perf_counter() - t)
+        warm_base.append(consume(cfg, source, warm_topic, len(warm_msgs), args.consumer_timeout))
+    phases.take()
+    say(
+        f"kafka: warm-up {len(warm_msgs):,} messages: ours {_secs(warm_ours)}, "
+        f"kafka-python {_secs(warm_base)}"
+    )
+
+    ours_side = Side("kafka  ours: ingest_kafka -> Delta", n)
+    base_side = Side("kafka  baseline: kafka-python + json.loads", n)
+
+    def run_ours(rep: int) -> dict[str, float]:
+        ours(f"run{rep}", topic, n)  # a fresh checkpoint and tables: reads every message
+        return phases.take()
+
+    def run_base(rep: int) -> None:
+        consume(cfg, source, topic, n, args.consumer_timeout)
+
+    with CpuWatch("the timed Kafka runs", notes, also=broker):
+        alternate(args.repeats, ours_side, base_side, run_ours, run_base, also=broker)
+    return ours_side, base_side, (len(warm_msgs), warm_ours[-1], warm_base[-1])
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench/ingest.py", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--rows", type=int, default=DEFAULT_ROWS, help="listings for files -> bronze (1,000,000)"
+    )
+    p.add_argument(
+        "--kafka-rows",
+        type=int,
+        default=None,
+        help="messages for Kafka -> bronze (default: 0.6 x --rows, about the sale events of "
+        "those listings; 600,000 for the default --rows)",
+    )
+    p.add_argument("--repeats", type=int, default=2, help="timed runs per side (best counts)")
+    p.add_argument("--files-per-format", type=int, default=2, help="CSV files and JSON files")
+    p.add_argument("--warmup-rows", type=int, default=20_000, help="rows of the warm-up runs")
+    p.add_argument("--skip-files", action="store_true")
+    p.add_argument("--skip-kafka", action="store_true")
+    p.add_argument(
+        "--env",
+        default="dev",
+        help="config environment: its Spark settings and its Kafka broker (dev: the demo's "
+        "broker on 9092; test's broker is shared with test runs that may stop it)",
+    )
+    p.add_argument("--driver-memory", default=None, help="spark.driver.memory (default: config)")
+    p.add_argument("--consumer-timeout", type=float, default=60.0, help="kafka-python idle limit")
+    p.add_argument("--keep", action="store_true", help="keep the scratch folder under .bench/")
+    p.add_argument("-v", "--verbose", action="store_true", help="lakeloop INFO logs")
+    args = p.parse_args(argv)
+    if args.kafka_rows is None:
+        args.kafka_rows = max(1, int(args.rows * SALES_PER_LISTING))
+    for name in ("rows", "kafka_rows", "repeats", "files_per_format", "warmup_rows"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.skip_files and args.skip_kafka:
+        p.error("nothing to do: --skip-files and --skip-kafka together")
+    return args
+
+
+def report(sides: list[Side], ratios: dict[str, float | None], notes: list[str]) -> None:
+    print()
+    print(f"{'side':<44} {'rows':>10} {'best s':>7} {'rows/s':>10} {'cpu s':>6}  runs (s)")
+    for s in sides:
+        runs = ", ".join(f"{t:.2f}" for t in s.times)
+        print(
+            f"{s.name:<44} {s.rows:>10,} {s.best:>7.2f} {s.rate:>10,.0f} {s.best_cpu:>6.1f}  {runs}"
+        )
+    print("  (cpu s: CPU seconds of this process and its Spark JVM, plus the broker for kafka)")
+    for s in sides:
+        if s.phases:
+            best = s.phases[s.times.index(s.best)] if len(s.phases) == len(s.times) else {}
+            parts = ", ".join(f"{k} {v:.2f}s" for k, v in best.items())
+            label = " ".join(s.name.split(":")[0].split())
+            print(f"  {label} best run {s.best:.2f}s, of which inside: {parts}")
+    print()
+    for name, value in ratios.items():
+        if value is None:
+            print(f"# {name}: not measured")
+            continue
+        verdict = "met" if value >= GOALS[name] else "NOT met"
+        print(f"# {name}: goal >= {GOALS[name]:g}, {verdict}")
+    for name, value in ratios.items():
+        if value is not None:
+            print(f"ratio {name} {value:.2f}")
+    for n in notes:
+        print(f"# note: {n}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    # kafka-python warns about its own event loop when the 2 cores are busy (Spark + broker)
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+
+    from lakeloop import delta_io, runlog
+    from lakeloop.config import load_config
+    from lakeloop.jobs import ingest_files
+    from lakeloop.session import build_spark
+    from lakeloop.spec import load_pipeline
+
+    bench_dir = BENCH_ROOT / f"ingest-{dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    if bench_dir.exists():
+        shutil.rmtree(bench_dir)
+    bench_dir.mkdir(parents=True)
+    overrides: dict = {"lakehouse_root": str(bench_dir), "spark": {"shuffle_partitions": 2}}
+    if args.driver_memory:
+        overrides["spark"]["driver_memory"] = args.driver_memory
+    cfg = load_config(args.env, overrides, project_root=ROOT)
+    pipeline = load_pipeline(cfg, "houses")
+    say(
+        f"bench dir {bench_dir}; rows {args.rows:,}, kafka rows {args.kafka_rows:,}, "
+        f"repeats {args.repeats}, spark {cfg.spark.master} driver memory {cfg.spark.driver_memory}"
+    )
+
+    notes: list[str] = []
+    sides: list[Side] = []
+    ratios: dict[str, float | None] = {}
+    failed: list[str] = []
+    phases = Phases()
+    phases.wrap(delta_io, "replace_partition", "delta write")
+    phases.wrap(delta_io, "append_once", "delta append")
+    phases.wrap(ingest_files, "partition_counts", "post-write counts")
+    phases.wrap(runlog, "append", "run-log write")
+    phases.wrap(delta_io, "version", "delta version()")  # also inside "delta append"
+
+    t = time.perf_counter()
+    spark = build_spark(cfg, app_name="lakeloop-bench-ingest")
+    say(f"spark {spark.version} session up in {time.perf_counter() - t:.1f}s")
+    messages: list = []
+    try:
+        if not args.skip_files:
+            try:
+                ours, base, messages, warm = bench_files(
+                    spark, pipeline, args, bench_dir, phases, notes
+                )
+                sides += [ours, base]
+                ratios["files_vs_parquet"] = base.best / ours.best
+                notes.append(
+                    f"fixed cost, roughly (2nd warm-up run, {args.warmup_rows:,} rows): "
+                    f"ingest_files {warm[0]:.2f}s, parquet {warm[1]:.2f}s"
+                )
+            except Exception as e:
+                failed.append(f"files: {e}")
+                say(f"files: FAILED: {e}")
+                traceback.print_exc()
+        if not args.skip_kafka:
+            try:
+                ours, base, warm = bench_kafka(spark, pipeline, args, messages, phases, notes)
+                sides += [ours, base]
+                ratios["kafka_vs_kafka_python"] = base.best / ours.best
+                notes.append(
+                    f"fixed cost, roughly (2nd warm-up run, {warm[0]:,} messages): "
+                    f"ingest_kafka {warm[1]:.2f}s, kafka-python {warm[2]:.2f}s"
+                )
+            except Exception as e:
+                failed.append(f"kafka: {e}")
+                say(f"kafka: FAILED: {e}")
+                if not isinstance(e, BenchError):
+                    traceback.print_exc()
+    finally:
+        phases.restore()
+        spark.stop()
+        if args.keep:
+            say(f"scratch data kept in {bench_dir}")
+        else:
+            shutil.rmtree(bench_dir, ignore_errors=True)
+
+    if sides:
+        wanted = {
+            "files_vs_parquet": not args.skip_files,
+            "kafka_vs_kafka_python": not args.skip_kafka,
+        }
+        report(sides, {k: ratios.get(k) for k, on in wanted.items() if on}, notes)
+    say(f"done in {time.perf_counter() - T0:.1f}s")
+    for f in failed:
+        print(f"FAILED {f}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
