@@ -1,7 +1,7 @@
 """make bench-ingest: lakeloop's ingest jobs against bare baselines doing the same work.
 
 1. files -> bronze: `ingest_files.run` (explicit schema, lineage, malformed-record capture,
-   Delta replaceWhere, post-write counts, run log) vs a bare Spark Parquet write of the same
+   Delta replaceWhere with observed counts, run log) vs a bare Spark Parquet write of the same
    CSV + JSON-lines files (same explicit schema, union, overwrite).    ratio `files_vs_parquet`
 2. Kafka -> bronze: `ingest_kafka.run` (AvailableNow stream -> Delta, exactly once, run log)
    vs a kafka-python consume loop of the same messages (+ json.loads of each value).
@@ -584,7 +584,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from lakeloop import delta_io, runlog
     from lakeloop.config import load_config
-    from lakeloop.jobs import ingest_files
     from lakeloop.session import build_spark
     from lakeloop.spec import load_pipeline
 
@@ -609,7 +608,6 @@ def main(argv: list[str] | None = None) -> int:
     phases = Phases()
     phases.wrap(delta_io, "replace_partition", "delta write")
     phases.wrap(delta_io, "append_once", "delta append")
-    phases.wrap(ingest_files, "partition_counts", "post-write counts")
     phases.wrap(runlog, "append", "run-log write")
     phases.wrap(delta_io, "version", "delta version()")  # also inside "delta append"
 

@@ -264,3 +264,14 @@ def test_training_set_is_point_in_time(spark, full_houses):
     listed = delta_io.read(spark, p.table_path("features")).select("listing_id").distinct()
     assert ts.join(listed, "listing_id").where("not _has_features").count() == 0
     assert ts.where("_has_features").count() == rec.output_counts["training_set.with_features"]
+
+
+def test_features_and_training_set_need_their_inputs(spark, listings_only):
+    from lakeloop.jobs import build_training_set
+
+    with pytest.raises(JobError, match="silver.houses_listings does not exist.*run validate first"):
+        build_features.run(spark, listings_only, D1)
+    with pytest.raises(JobError, match="does not exist.*run validate and build_features first"):
+        build_training_set.run(spark, listings_only, D1)
+    with pytest.raises(JobError, match="--end 2026-01-01 is before --start 2026-01-02"):
+        build_features.backfill(spark, listings_only, D2, D1)
