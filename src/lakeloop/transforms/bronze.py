@@ -9,6 +9,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakeloop.schemas import KAFKA_LINEAGE
+
 CORRUPT = "_corrupt_record"
 # Bits of monotonically_increasing_id that hold the row's index within its partition.
 _ROW_INDEX_MASK = (1 << 33) - 1
@@ -155,28 +157,15 @@ def kafka_records(
 
 def good_records(records: DataFrame, schema: T.StructType) -> DataFrame:
     """The well-formed rows of `kafka_records`, as bronze rows (no raw text)."""
-    lineage = [
-        "_topic",
-        "_partition",
-        "_offset",
-        "_kafka_timestamp",
-        "_key",
-        "_batch_id",
-        "_ingest_date",
-    ]
-    return records.where(F.col("_error").isNull()).select(*schema.fieldNames(), *lineage)
+    return records.where(F.col("_error").isNull()).select(
+        *schema.fieldNames(), *KAFKA_LINEAGE.fieldNames()
+    )
 
 
 def dead_letters(records: DataFrame) -> DataFrame:
     """The malformed rows of `kafka_records`, with raw text, raw bytes and the reason."""
     return records.where(F.col("_error").isNotNull()).select(
-        "_topic",
-        "_partition",
-        "_offset",
-        "_kafka_timestamp",
-        "_key",
-        "_batch_id",
-        "_ingest_date",
+        *KAFKA_LINEAGE.fieldNames(),
         F.col("_value").cast("string").alias("_raw"),
         "_value",
         "_error",
