@@ -33,6 +33,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from cpu_watch import CpuWatch, cpu_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_ROOT = ROOT / ".bench"
 DAY = dt.date(2026, 1, 1)  # the date the timed file runs ingest
@@ -57,78 +59,6 @@ class BenchError(RuntimeError):
 
 
 # --- noise: what else is using the 2 cores ---------------------------------------------------
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _procs() -> dict[int, tuple[int, int, bytes]]:
-    """pid -> (parent pid, CPU ticks used so far, command line)."""
-    out = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            cmd = (d / "cmdline").read_bytes()
-            out[int(d.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]), cmd)
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
-
-
-def _busy_ticks() -> int:
-    """CPU ticks the whole machine has spent busy (not idle, not waiting on I/O)."""
-    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(f) - f[3] - f[4]
-
-
-def _tree(procs: dict[int, tuple[int, int, bytes]], roots: set[int]) -> set[int]:
-    tree, grew = set(roots) & set(procs), True
-    while grew:
-        kids = {pid for pid, (ppid, _, _) in procs.items() if ppid in tree} - tree
-        tree |= kids
-        grew = bool(kids)
-    return tree
-
-
-def _cpu_seconds(also: tuple[int, ...] = ()) -> float:
-    """CPU seconds used so far by this process, its children (the Spark JVM) and `also`
-    (processes that end in between are not counted; the ones here live throughout)."""
-    procs = _procs()
-    return sum(procs[p][1] for p in _tree(procs, {os.getpid(), *also})) / _TICK
-
-
-class CpuWatch:
-    """How many cores this bench (this process, its Spark JVM and `also`, e.g. the broker) and
-    everything else used while the block ran: the noise check for a 2-core machine."""
-
-    def __init__(self, label: str, notes: list[str], also: tuple[int, ...] = ()) -> None:
-        self.label, self.notes, self.also = label, notes, also
-
-    def __enter__(self) -> CpuWatch:
-        self.t, self.busy, self.procs = time.perf_counter(), _busy_ticks(), _procs()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        wall = time.perf_counter() - self.t
-        busy = _busy_ticks() - self.busy
-        procs = _procs()
-        mine = _tree(procs, {os.getpid(), *self.also})
-        used = sum(procs[p][1] - self.procs.get(p, (0, 0, b""))[1] for p in mine)
-        ours = used / _TICK / wall
-        other = max(0.0, (busy - used) / _TICK / wall)
-        jvms = sorted(p for p, (_, _, cmd) in procs.items() if b"spark.deploy.SparkSubmit" in cmd)
-        jvms = [p for p in jvms if p not in mine]
-        msg = (
-            f"cpu during {self.label}: the bench used {ours:.2f} cores, everything else "
-            f"{other:.2f} of {os.cpu_count()} (load avg {os.getloadavg()[0]:.1f})"
-        )
-        if jvms:
-            msg += f"; other Spark JVMs running: {jvms}"
-        say(msg)
-        if other > 0.25 or jvms:
-            self.notes.append(f"{msg} -> these timings are noisy")
 
 
 # --- timing ----------------------------------------------------------------------------------
@@ -201,12 +131,12 @@ def alternate(
         if rep % 2:
             order.reverse()
         for kind, side in order:
-            cpu = _cpu_seconds(also)
+            cpu = cpu_seconds(also)
             t = time.perf_counter()
             phases = run_ours(rep) if kind == "ours" else run_base(rep)
             elapsed = time.perf_counter() - t
             side.times.append(elapsed)
-            side.cpu.append(_cpu_seconds(also) - cpu)
+            side.cpu.append(cpu_seconds(also) - cpu)
             if phases is not None:
                 side.phases.append(phases)
             say(
@@ -341,7 +271,7 @@ def bench_files(spark, pipeline, args, bench_dir: Path, phases: Phases, notes: l
     def run_base(rep: int) -> None:
         baseline(DAY, out_root / f"run{rep}")
 
-    with CpuWatch("the timed file runs", notes):
+    with CpuWatch("the timed file runs", notes, say):
         alternate(args.repeats, ours_side, base_side, run_ours, run_base)
     # the baseline parsed every row, as ours did (checked outside the timings)
     out = spark.read.parquet(str(out_root / "run0"))
@@ -497,7 +427,7 @@ def _bench_kafka(
     def run_base(rep: int) -> None:
         consume(cfg, source, topic, n, args.consumer_timeout)
 
-    with CpuWatch("the timed Kafka runs", notes, also=broker):
+    with CpuWatch("the timed Kafka runs", notes, say, also=broker):
         alternate(args.repeats, ours_side, base_side, run_ours, run_base, also=broker)
     return ours_side, base_side, (len(warm_msgs), warm_ours[-1], warm_base[-1])
 

@@ -39,6 +39,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from cpu_watch import CpuWatch, cpu_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_ROOT = ROOT / ".bench"
 GOALS = {"gate_vs_one_scan": 0.67, "gate_vs_gx_default": 3.0, "pit_vs_naive_join": 3.0}
@@ -63,77 +65,6 @@ class BenchError(RuntimeError):
 
 
 # --- noise: what else is using the 2 cores ---------------------------------------------------
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _procs() -> dict[int, tuple[int, int, bytes]]:
-    """pid -> (parent pid, CPU ticks used so far, command line)."""
-    out = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            cmd = (d / "cmdline").read_bytes()
-            out[int(d.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]), cmd)
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
-
-
-def _busy_ticks() -> int:
-    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(f) - f[3] - f[4]
-
-
-def _tree(procs: dict[int, tuple[int, int, bytes]], root: int) -> set[int]:
-    tree, grew = {root} & set(procs), True
-    while grew:
-        kids = {pid for pid, (ppid, _, _) in procs.items() if ppid in tree} - tree
-        tree |= kids
-        grew = bool(kids)
-    return tree
-
-
-def _cpu_seconds() -> float:
-    """CPU seconds used so far by this process and its children (the Spark JVM)."""
-    procs = _procs()
-    return sum(procs[p][1] for p in _tree(procs, os.getpid())) / _TICK
-
-
-class CpuWatch:
-    """Cores used by this bench (this process + its Spark JVM) and by everything else."""
-
-    def __init__(self, label: str, notes: list[str]) -> None:
-        self.label, self.notes = label, notes
-
-    def __enter__(self) -> CpuWatch:
-        self.t, self.busy, self.procs = time.perf_counter(), _busy_ticks(), _procs()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        wall = time.perf_counter() - self.t
-        busy = _busy_ticks() - self.busy
-        procs = _procs()
-        mine = _tree(procs, os.getpid())
-        used = sum(procs[p][1] - self.procs.get(p, (0, 0, b""))[1] for p in mine)
-        ours = used / _TICK / wall
-        other = max(0.0, (busy - used) / _TICK / wall)
-        jvms = [
-            p
-            for p, (_, _, cmd) in sorted(procs.items())
-            if b"spark.deploy.SparkSubmit" in cmd and p not in mine
-        ]
-        msg = (
-            f"cpu during {self.label}: the bench used {ours:.2f} cores, everything else "
-            f"{other:.2f} of {os.cpu_count()} (load avg {os.getloadavg()[0]:.1f})"
-        )
-        if jvms:
-            msg += f"; other Spark JVMs running: {len(jvms)}"
-        say(msg)
-        self.notes.append(msg + (" -> these timings are noisy" if other > 0.25 or jvms else ""))
-
 
 # --- timing ----------------------------------------------------------------------------------
 
@@ -165,14 +96,14 @@ def timed_run(spark, side: Side, fn: Callable[[], object], rep: int, total: int)
     group = f"bench-{uuid.uuid4().hex[:8]}"
     sc.setJobGroup(group, side.name)
     PHASES.clear()
-    cpu, t = _cpu_seconds(), time.perf_counter()
+    cpu, t = cpu_seconds(), time.perf_counter()
     try:
         out = fn()
     finally:
         elapsed = time.perf_counter() - t
         sc.setLocalProperty("spark.jobGroup.id", None)
     side.times.append(elapsed)
-    side.cpu.append(_cpu_seconds() - cpu)
+    side.cpu.append(cpu_seconds() - cpu)
     side.jobs.append(len(sc.statusTracker().getJobIdsForGroup(group)))
     side.phases.append(dict(PHASES))
     PHASES.clear()
@@ -428,7 +359,7 @@ def bench_gate(spark, args, scratch: Path, notes: list[str]) -> tuple[list[Side]
     # Delta replays the new table's log on its first scan (extra Spark jobs): do it untimed
     read["main"]().agg(F.max("listing_id")).collect()
     say(f"gate: timed runs on {args.rows:,} rows, {args.repeats} per side, order alternating")
-    with CpuWatch("the timed gate runs", notes):
+    with CpuWatch("the timed gate runs", notes, say, note_always=True):
         last = alternate(spark, args.repeats, [(s, lambda fn=fn: fn("main")) for s, fn in sides])
     if last[1] != args.rows:
         raise BenchError(f"one-scan counted {last[1]} rows, expected {args.rows}")
@@ -615,7 +546,7 @@ def bench_pit(spark, args, scratch: Path, notes: list[str]) -> tuple[list[Side],
         noop(fn("warm"))
         say(f"  warm-up {side.name}: {time.perf_counter() - t:.2f}s")
     say(f"pit: timed runs, {args.repeats} per side, order alternating (noop write of all columns)")
-    with CpuWatch("the timed pit runs", notes):
+    with CpuWatch("the timed pit runs", notes, say, note_always=True):
         alternate(spark, args.repeats, [(s, lambda fn=fn: noop(fn("main"))) for s, fn in sides])
     ratio = sides[1][0].best / sides[0][0].best
     SECONDARY["pit_vs_naive_join"] = sides[1][0].best_cpu / sides[0][0].best_cpu
