@@ -113,7 +113,9 @@ def backfill(
     spec = _spec(pipeline)
     with runlog.recording(spark, pipeline, JOB, start) as rec:
         rec.details["range"] = f"{start}..{end}"
-        for lo, hi in chunks(start, end, spec.backfill_chunk_days):
+        ranges = chunks(start, end, spec.backfill_chunk_days)
+        rec.details["chunks"] = str(len(ranges))
+        for lo, hi in ranges:
             batch = features_for(spark, pipeline, lo, hi)
             rec.add_version(
                 pipeline.spec.table(spec.table), merge_features(spark, pipeline, batch, rec.run_id)
@@ -125,7 +127,6 @@ def backfill(
             .count()
         )
         rec.output_counts[spec.table] = n
-        rec.details["chunks"] = str(len(chunks(start, end, spec.backfill_chunk_days)))
     return rec
 
 
