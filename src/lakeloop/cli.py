@@ -13,7 +13,15 @@ from lakeloop.config import ConfigError, load_config, parse_set_pairs
 
 log = logging.getLogger(__name__)
 
-JOBS = ("ingest_files", "ingest_kafka", "validate", "build_features", "build_training_set")
+JOBS = (
+    "ingest_files",
+    "ingest_kafka",
+    "validate",
+    "build_features",
+    "build_training_set",
+    "train",
+    "predict",
+)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -71,6 +79,36 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_training_set(args: argparse.Namespace) -> int:
+    from lakeloop import delta_io
+    from lakeloop.jobs.common import JobError
+    from lakeloop.jobs.train import training_set_as_of
+    from lakeloop.session import build_spark
+    from lakeloop.spec import load_pipeline
+
+    cfg = _cfg(args)
+    pipeline = load_pipeline(cfg, args.pipeline)
+    spark = build_spark(cfg, app_name=f"lakeloop-training-set-{pipeline.name}")
+    try:
+        df, lin = training_set_as_of(spark, pipeline, args.as_of)
+    except JobError as e:
+        log.error("training-set failed: %s", e)
+        return 1
+    rows, checksum = delta_io.checksum(df)
+    if args.out:
+        df.write.mode("overwrite").parquet(args.out)
+    result = {
+        "model": pipeline.spec.model.name,
+        "model_version": args.as_of,
+        **{k: getattr(lin, k) for k in lin.__dataclass_fields__},
+        "rows_read": rows,
+        "checksum": checksum,
+        "written_to": args.out,
+    }
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from lakeloop import demo
 
@@ -108,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--force", action="store_true", help="produce again days already produced")
     _common(g)
 
+    t = sub.add_parser(
+        "training-set",
+        help="the exact training set of a registered model version (Delta time travel)",
+    )
+    t.add_argument("--pipeline", default="houses", help="conf/pipelines/<name>.yaml or a path")
+    t.add_argument("--as-of", type=int, required=True, metavar="MODEL_VERSION")
+    t.add_argument("--out", default=None, help="also write it as Parquet to this folder")
+    _common(t)
+
     d = sub.add_parser("demo", help="the whole lifecycle on the embedded defaults")
     d.add_argument("--days", type=int, default=3)
     d.add_argument("--rows-per-day", type=int, default=400)
@@ -126,7 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args, rest)
-        return {"kafka": cmd_kafka, "generate": cmd_generate, "demo": cmd_demo}[args.command](args)
+        commands = {
+            "kafka": cmd_kafka,
+            "generate": cmd_generate,
+            "demo": cmd_demo,
+            "training-set": cmd_training_set,
+        }
+        return commands[args.command](args)
     except ConfigError as e:
         log.error("%s", e)
         return 2

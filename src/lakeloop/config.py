@@ -73,8 +73,16 @@ class KafkaSettings(Strict):
 
 
 class MlflowSettings(Strict):
-    tracking_uri: str = "sqlite:///mlflow.db"
-    registry_uri: str | None = None
+    """MLflow tracking + registry. A relative `sqlite:///` path resolves against the project
+    root; runs' artifacts (the models) go under `artifact_root` unless the experiment exists."""
+
+    tracking_uri: str = "sqlite:///.mlflow/mlflow.db"
+    registry_uri: str | None = None  # default: the tracking URI
+    artifact_root: Path = Path(".mlflow/artifacts")
+
+
+class TrainingSettings(Strict):
+    parallelism: int = Field(2, ge=1, le=64)  # models CrossValidator fits at once
 
 
 class AppConfig(Strict):
@@ -86,6 +94,7 @@ class AppConfig(Strict):
     spark: SparkSettings = SparkSettings()
     kafka: KafkaSettings = KafkaSettings()
     mlflow: MlflowSettings = MlflowSettings()
+    training: TrainingSettings = TrainingSettings()
 
     def path(self, p: Path | str) -> Path:
         """A configured path, resolved against the project root when relative."""

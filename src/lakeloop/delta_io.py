@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 
 def version(spark: SparkSession, path: str) -> int | None:
@@ -54,3 +55,17 @@ def append_once(
     )
     after = version(df.sparkSession, path)
     return after if after != before else None
+
+
+def read_version(spark: SparkSession, path: str, version: int) -> DataFrame:
+    """The table as it was at `version` (Delta time travel)."""
+    return spark.read.format("delta").option("versionAsOf", version).load(path)
+
+
+def checksum(df: DataFrame) -> tuple[int, str]:
+    """(rows, an order-independent checksum of every column's values): equal for equal rows."""
+    r = df.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.sum(F.xxhash64(*df.columns).cast("decimal(38,0)")).alias("h"),
+    ).first()
+    return r["n"], str(r["h"] or 0)

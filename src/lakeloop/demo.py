@@ -1,10 +1,13 @@
-"""`lakeloop demo` / `make demo`: the lifecycle so far on the embedded defaults.
+"""`lakeloop demo` / `make demo`: the whole lifecycle on the embedded defaults.
 
 Starts the local Kafka broker, generates the houses example (files + sale events, with faults),
 ingests every day's files and the Kafka topic into bronze Delta, validates each day into silver
-+ quarantine (with GX Data Docs and a summary), builds the feature table, and writes a readable
-ingest report. Re-running it is harmless: files are rewritten identically, days already produced to
-Kafka are not produced again, and both ingest jobs are idempotent.
++ quarantine (with GX Data Docs and a summary), builds the feature table and the point-in-time
+training set, trains and registers a model in MLflow (it becomes the champion only through the
+promotion gate), writes each day's batch predictions, and writes readable reports. Re-running
+it is harmless: files are rewritten identically, days already produced to Kafka are not produced
+again, ingest and predictions replace what they wrote, and a retrained model only replaces the
+champion when it beats it by the spec's margin (otherwise it is scored in shadow as challenger).
 """
 
 from __future__ import annotations
@@ -26,8 +29,11 @@ from lakeloop.jobs import (
     build_training_set,
     ingest_files,
     ingest_kafka,
+    predict,
+    train,
     validate,
 )
+from lakeloop.ml import tracking
 from lakeloop.session import build_spark
 from lakeloop.spec import Pipeline, load_pipeline
 
@@ -114,7 +120,12 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
         summaries.append(rec.details["summary"])
     build_features.backfill(spark, pipeline, args.start, last)
     # sales close up to ~45 days after listing: the training set as of 60 days later has them all
-    build_training_set.run(spark, pipeline, last + dt.timedelta(days=60))
+    as_of = last + dt.timedelta(days=60)
+    build_training_set.run(spark, pipeline, as_of)
+    trained = train.run(spark, pipeline, as_of)
+    scored = [
+        predict.run(spark, pipeline, args.start + dt.timedelta(days=n)) for n in range(args.days)
+    ]
     counts = table_counts(spark, pipeline)
     report_dir = cfg.lakehouse_root / "reports" / pipeline.name
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -127,6 +138,26 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
             f"  {pipeline.spec.tables[key]:<28} {c['rows']:>7} rows{extra}  "
             f"{pipeline.table_path(key)}"
         )
+    t, p = trained.details, scored[-1].details
+    out.append(
+        f"  model {t['model']} v{t['model_version']}: {t['decision']} ({t['reason']})\n"
+        f"    test metrics on {t['test_window']}: {t['metrics']}\n"
+        f"    champion now: v{p['champion_version']}"
+        + (
+            f", challenger v{p['challenger_version']} scored in shadow"
+            if p["challenger_version"]
+            else ""
+        )
+        + f"\n    model report: {t['report']}"
+    )
+    out.append(
+        f"  predictions: {sum(r.output_counts[pipeline.spec.model.predictions] for r in scored)} "
+        f"rows for {args.days} day(s) in {p['table']} ({p['path']})"
+    )
+    out.append(
+        f"  MLflow: {tracking.resolve_uri(cfg, cfg.mlflow.tracking_uri)} "
+        "(browse: .venv/bin/mlflow ui --backend-store-uri <that URI>)"
+    )
     out.append(f"  Kafka broker: {broker['bootstrap']} (stop it with `make kafka-down`)")
     out.append(f"  ingest report: {report}")
     out.append(f"  data quality summaries (with GX Data Docs links): {', '.join(summaries)}")

@@ -195,6 +195,139 @@ class LabelSpec(Strict):
     lookback_days: int = Field(365, ge=1)
 
 
+Scalar = str | int | float | bool
+
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+CLASSIFICATION_METRICS = ("auc", "accuracy", "precision", "recall", "f1")
+LOWER_IS_BETTER = frozenset({"rmse", "mae"})
+
+
+class ModelFeatures(Strict):
+    """The training set's columns the model uses. Numeric (and boolean) columns are assembled as
+    they are; categorical (string) columns are indexed, and one-hot encoded for linear models.
+    `impute` fills nulls of numeric columns with the training data's mean/median/mode; a null in
+    any other numeric feature fails training with the column named."""
+
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    impute: dict[str, Literal["mean", "median", "mode"]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _columns(self) -> ModelFeatures:
+        cols = self.numeric + self.categorical
+        for c in cols:
+            _ident(c, "feature column")
+        if not cols:
+            raise ValueError("at least one numeric or categorical feature is needed")
+        dup = sorted({c for c in cols if cols.count(c) > 1})
+        if dup:
+            raise ValueError(f"feature column(s) {dup} listed twice")
+        bad = sorted(set(self.impute) - set(self.numeric))
+        if bad:
+            raise ValueError(f"impute: {bad} are not numeric features")
+        return self
+
+
+class EstimatorSpec(Strict):
+    """An MLlib estimator: fixed `params` and a `grid` to tune (both by MLlib param name,
+    e.g. regParam, maxDepth). `scale` standardizes the feature vector; default: on for linear
+    and logistic regression, off for trees."""
+
+    type: Literal["linear_regression", "logistic_regression", "random_forest", "gbt"]
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    grid: dict[str, list[Scalar]] = Field(default_factory=dict)
+    scale: bool | None = None
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, v: dict[str, list[Scalar]]) -> dict[str, list[Scalar]]:
+        for k, values in v.items():
+            if not values:
+                raise ValueError(f"grid {k}: give at least one value")
+        return v
+
+
+class TuningSpec(Strict):
+    """CrossValidator over time-ordered folds of the training window: fold k holds the k-th
+    slice of the training window by label time. The test window after it is never seen while
+    tuning. `metric` picks the best grid point (default: rmse / auc)."""
+
+    folds: int = Field(3, ge=2, le=20)
+    metric: str | None = None
+    seed: int = 7
+
+
+class Bound(Strict):
+    min: float | None = None
+    max: float | None = None
+
+
+class PromotionSpec(Strict):
+    """The champion/challenger gate. A new model must meet every `thresholds` bound on the test
+    window; it then replaces the champion only if its `metric` on the same window is better by
+    at least `margin` (relative: 0.02 = 2% better than the champion's)."""
+
+    metric: str | None = None
+    margin: float = Field(0.0, ge=0)
+    thresholds: dict[str, Bound] = Field(default_factory=dict)
+
+
+class ModelSpec(Strict):
+    name: str  # the registered model's name in MLflow
+    task: Literal["regression", "classification"]
+    label: str | None = None  # default: label.column
+    time_column: str | None = None  # default: label.event_time
+    features: ModelFeatures
+    estimator: EstimatorSpec
+    tuning: TuningSpec = TuningSpec()
+    test_days: int = Field(7, ge=1)  # the held-out window: the last N days of label time
+    promotion: PromotionSpec = PromotionSpec()
+    predictions: str  # key in `tables`: the batch predictions table
+
+    @field_validator("name")
+    @classmethod
+    def _model_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", v):
+            raise ValueError(f"model name {v!r}: use letters, digits, _ . -")
+        return v
+
+    @model_validator(mode="after")
+    def _metrics(self) -> ModelSpec:
+        allowed = REGRESSION_METRICS if self.task == "regression" else CLASSIFICATION_METRICS
+        used = [("tuning.metric", self.tuning.metric), ("promotion.metric", self.promotion.metric)]
+        used += [(f"promotion.thresholds.{m}", m) for m in self.promotion.thresholds]
+        for where, m in used:
+            if m is not None and m not in allowed:
+                raise ValueError(f"{where}: {m!r} is not a {self.task} metric {allowed}")
+        if self.task == "regression" and self.estimator.type == "logistic_regression":
+            raise ValueError("logistic_regression is a classification estimator")
+        if self.task == "classification" and self.estimator.type == "linear_regression":
+            raise ValueError("linear_regression is a regression estimator")
+        return self
+
+    @property
+    def default_metric(self) -> str:
+        return "rmse" if self.task == "regression" else "auc"
+
+    @property
+    def tuning_metric(self) -> str:
+        return self.tuning.metric or self.default_metric
+
+    @property
+    def promotion_metric(self) -> str:
+        return self.promotion.metric or self.default_metric
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return REGRESSION_METRICS if self.task == "regression" else CLASSIFICATION_METRICS
+
+    @property
+    def scaled(self) -> bool:
+        if self.estimator.scale is not None:
+            return self.estimator.scale
+        return self.estimator.type in ("linear_regression", "logistic_regression")
+
+
 class Sources(Strict):
     files: list[FileSource] = Field(default_factory=list)
     kafka: list[KafkaSource] = Field(default_factory=list)
@@ -207,11 +340,11 @@ class PipelineSpec(Strict):
     entity_key: str
     sources: Sources
     tables: dict[str, str]
-    # Placeholders for the later stages; their own schemas arrive with those stages.
     expectations: list[ValidationSpec] = Field(default_factory=list)
     features: FeaturesSpec | None = None
     label: LabelSpec | None = None
-    model: dict[str, Any] | None = None
+    model: ModelSpec | None = None
+    # Placeholders for the later stages; their own schemas arrive with those stages.
     schedule: dict[str, Any] | None = None
     monitoring: dict[str, Any] | None = None
     retrain: dict[str, Any] | None = None
@@ -235,9 +368,6 @@ class PipelineSpec(Strict):
                 (f"sources.kafka[{s.name}].table", s.table),
                 (f"sources.kafka[{s.name}].dead_letter_table", s.dead_letter_table),
             ]
-        for where, key in refs:
-            if key not in self.tables:
-                raise ValueError(f"{where}: {key!r} is not a key of `tables`")
         for v in self.expectations:
             refs += [
                 (f"expectations[{v.source}].{f}", getattr(v, f))
@@ -254,12 +384,27 @@ class PipelineSpec(Strict):
                     refs.append((f"features.aggregates[{a.name}].join.table", a.join.table))
         if self.label:
             refs += [("label.source", self.label.source), ("label.table", self.label.table)]
+        if self.model:
+            if self.label is None:
+                raise ValueError("model needs `label` (the training set it learns from)")
+            refs.append(("model.predictions", self.model.predictions))
+        for where, key in refs:
+            if key not in self.tables:
+                raise ValueError(f"{where}: {key!r} is not a key of `tables`")
         if "run_log" not in self.tables:
             raise ValueError("tables.run_log is required")
         names = [s.name for s in self.sources.files] + [s.name for s in self.sources.kafka]
         if len(names) != len(set(names)):
             raise ValueError(f"source names must be unique, got {names}")
         return self
+
+    @property
+    def model_label(self) -> str:
+        return self.model.label or self.label.column
+
+    @property
+    def model_time(self) -> str:
+        return self.model.time_column or self.label.event_time
 
     def validation_for(self, source: str) -> ValidationSpec | None:
         return next((v for v in self.expectations if v.source == source), None)

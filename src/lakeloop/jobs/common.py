@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Callable
 
+from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
@@ -65,6 +66,10 @@ def main_for(
     except PySparkException as e:
         log.error("%s failed in Spark: %s", job, str(e).split("\n")[0][:2000])
         log.debug("Spark error", exc_info=True)
+        return 1
+    except Py4JJavaError as e:  # JVM errors PySpark does not convert (e.g. from MLlib)
+        log.error("%s failed in the JVM: %s", job, str(e.java_exception)[:2000])
+        log.debug("JVM error", exc_info=True)
         return 1
     log.info("%s succeeded", job)
     return 0

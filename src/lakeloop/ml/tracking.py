@@ -1,0 +1,170 @@
+"""MLflow I/O: the tracking/registry URIs from config, the pipeline's experiment, registry
+aliases (`champion`, `challenger`), loading a registered Spark model, and a model version's
+lineage (the training set's Delta table and version)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import mlflow.spark
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from pyspark.ml import PipelineModel
+
+from lakeloop.config import AppConfig
+from lakeloop.spec import Pipeline
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_ARTIFACT = "model"
+# Tags every training run carries: enough to rebuild its training set with Delta time travel.
+TAG_TABLE = "lakeloop.training_set.table"
+TAG_PATH = "lakeloop.training_set.path"
+TAG_VERSION = "lakeloop.training_set.version"
+TAG_ROWS = "lakeloop.training_set.rows"
+TAG_RUN_DATE = "lakeloop.run_date"
+TAG_RUN_ID = "lakeloop.run_id"
+TAG_GIT_SHA = "lakeloop.git_sha"
+TAG_SPEC_HASH = "lakeloop.spec_hash"
+
+
+class RegistryError(RuntimeError):
+    """A registry look-up that cannot be answered (no such model, version or alias)."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: int
+    run_id: str
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def resolve_uri(cfg: AppConfig, uri: str) -> str:
+    """`sqlite:///relative/path.db` -> an absolute path under the project root (created)."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        path = cfg.path(uri[len(prefix) :])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"{prefix}{path}"
+    if uri.startswith(prefix):
+        Path(uri[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def configure(cfg: AppConfig) -> MlflowClient:
+    """Point this process's MLflow at the configured tracking + registry stores."""
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.spark"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    tracking = resolve_uri(cfg, cfg.mlflow.tracking_uri)
+    registry = resolve_uri(cfg, cfg.mlflow.registry_uri or cfg.mlflow.tracking_uri)
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(registry)
+    return MlflowClient(tracking_uri=tracking, registry_uri=registry)
+
+
+def experiment_id(client: MlflowClient, cfg: AppConfig, pipeline: Pipeline) -> str:
+    name = f"lakeloop/{pipeline.name}"
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = cfg.path(cfg.mlflow.artifact_root) / pipeline.name
+    location.mkdir(parents=True, exist_ok=True)
+    return client.create_experiment(name, artifact_location=location.resolve().as_uri())
+
+
+def git_sha(root: Path) -> str:
+    """HEAD's sha (+ `-dirty` with uncommitted changes), or `unknown` outside a checkout."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+def _ref(mv) -> ModelRef:
+    return ModelRef(mv.name, int(mv.version), mv.run_id)
+
+
+def by_alias(client: MlflowClient, name: str, alias: str) -> ModelRef | None:
+    """The version holding `alias`, or None when the model or the alias does not exist."""
+    try:
+        return _ref(client.get_model_version_by_alias(name, alias))
+    except MlflowException as e:
+        if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def by_version(client: MlflowClient, name: str, version: int) -> ModelRef:
+    try:
+        return _ref(client.get_model_version(name, str(version)))
+    except MlflowException as e:
+        raise RegistryError(f"model {name} has no version {version} in the registry") from e
+
+
+def version_count(client: MlflowClient, name: str) -> int:
+    return len(client.search_model_versions(f"name = '{name}'"))
+
+
+def load(ref: ModelRef) -> PipelineModel:
+    return mlflow.spark.load_model(ref.uri)
+
+
+def set_alias(client: MlflowClient, ref: ModelRef, alias: str) -> None:
+    client.set_registered_model_alias(ref.name, alias, str(ref.version))
+
+
+def delete_alias(client: MlflowClient, name: str, alias: str) -> None:
+    if by_alias(client, name, alias) is not None:
+        client.delete_registered_model_alias(name, alias)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a model version's training set came from."""
+
+    table: str
+    path: str
+    delta_version: int
+    rows: int
+    run_date: str
+    git_sha: str
+    spec_hash: str
+
+
+def lineage(client: MlflowClient, ref: ModelRef) -> Lineage:
+    tags = client.get_run(ref.run_id).data.tags
+    missing = [t for t in (TAG_PATH, TAG_VERSION, TAG_ROWS) if t not in tags]
+    if missing:
+        raise RegistryError(
+            f"model {ref.name} v{ref.version} (run {ref.run_id}) has no lineage tags {missing}: "
+            "it was not trained by lakeloop"
+        )
+    return Lineage(
+        table=tags.get(TAG_TABLE, ""),
+        path=tags[TAG_PATH],
+        delta_version=int(tags[TAG_VERSION]),
+        rows=int(tags[TAG_ROWS]),
+        run_date=tags.get(TAG_RUN_DATE, ""),
+        git_sha=tags.get(TAG_GIT_SHA, ""),
+        spec_hash=tags.get(TAG_SPEC_HASH, ""),
+    )

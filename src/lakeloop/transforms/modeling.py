@@ -1,0 +1,153 @@
+"""Training and scoring transforms: the model's input frame, the time-based split and folds,
+and the day's scored entities. Pure: models and bounds come in as arguments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pyspark.ml import PipelineModel
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakeloop.ml.pipeline import (
+    LABEL,
+    PREDICTION,
+    PROBABILITY,
+    input_columns,
+    required_columns,
+)
+from lakeloop.spec import ModelSpec
+from lakeloop.transforms.training import HAS_FEATURES
+
+FOLD = "__ll_fold"
+PREDICTION_DATE = "prediction_date"
+ERROR = "_error"
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """A fitted pipeline and where it came from in the registry."""
+
+    model: PipelineModel
+    name: str
+    version: int
+    run_id: str
+
+
+def _missing(df: DataFrame, columns: list[str], what: str) -> None:
+    absent = [c for c in columns if c not in df.columns]
+    if absent:
+        raise ValueError(f"{what}: column(s) {absent} not found (has {sorted(df.columns)})")
+
+
+def model_input(
+    training_set: DataFrame, spec: ModelSpec, label: str, time_column: str
+) -> DataFrame:
+    """Training rows that have features: the feature columns, the label time and the label as
+    a double in LABEL. Booleans become 0/1; a string label is an error (index it upstream)."""
+    _missing(training_set, [*input_columns(spec), label, time_column], "training set")
+    dtype = training_set.schema[label].dataType
+    if not isinstance(dtype, T.NumericType | T.BooleanType):
+        raise ValueError(
+            f"label {label!r} is {dtype.simpleString()}; a model needs a numeric or boolean label"
+        )
+    rows = training_set
+    if HAS_FEATURES in training_set.columns:
+        rows = rows.where(F.col(HAS_FEATURES))
+    return rows.select(*input_columns(spec), time_column, F.col(label).cast("double").alias(LABEL))
+
+
+def split_by_time(
+    df: DataFrame, time_column: str, test_start: dt.date
+) -> tuple[DataFrame, DataFrame]:
+    """(train, test): rows before `test_start` and rows on or after it, by label time."""
+    day = F.to_date(time_column)
+    return df.where(day < F.lit(test_start)), df.where(day >= F.lit(test_start))
+
+
+def with_time_folds(df: DataFrame, time_column: str, boundaries: list[dt.datetime]) -> DataFrame:
+    """Adds FOLD: 0 for rows before boundaries[0], k for rows in [boundaries[k-1],
+    boundaries[k]), ... so each fold is one contiguous slice of time."""
+    ts = F.col(time_column)
+    fold: Column = F.lit(0)
+    for b in sorted(boundaries):
+        fold = fold + F.when(ts >= F.lit(b), 1).otherwise(0)
+    return df.withColumn(FOLD, fold.cast("int"))
+
+
+def _zero(dtype: T.DataType) -> Column:
+    return F.lit(0).cast(dtype)
+
+
+def _scored(df: DataFrame, m: ScoringModel, spec: ModelSpec, prefix: str) -> DataFrame:
+    out = m.model.transform(df)
+    cols = [F.col(PREDICTION).alias(f"{prefix}prediction")]
+    if spec.task == "classification":
+        cols.append(vector_to_array(PROBABILITY)[1].alias(f"{prefix}probability"))
+    return out.select(*df.columns, *cols)
+
+
+def scored_entities(
+    entities: DataFrame,
+    champion: ScoringModel,
+    challenger: ScoringModel | None,
+    spec: ModelSpec,
+    entity_key: str,
+    timestamp: str,
+    date: dt.date,
+) -> DataFrame:
+    """One row per entity: its champion prediction (and the challenger's beside it, shadow
+    scoring), with the models' name/version/run id on every row. An entity missing a required
+    (non-imputed) feature is kept with null predictions and `_error` naming the features."""
+    _missing(entities, [entity_key, timestamp, *input_columns(spec)], "entities")
+    required = required_columns(spec)
+    missing = F.concat_ws(
+        ", ", *[F.when(F.col(c).isNull(), F.lit(c)) for c in required] or [F.lit(None)]
+    )
+    # every column stays: a challenger trained on another spec may read other features
+    base = entities.select(
+        *[
+            F.coalesce(F.col(c), _zero(entities.schema[c].dataType)).alias(c)
+            if c in required
+            else F.col(c)
+            for c in entities.columns
+            if c != ERROR
+        ],
+        F.when(missing != "", F.concat(F.lit("missing feature(s): "), missing)).alias(ERROR),
+    )
+    scored = _scored(base, champion, spec, "")
+    if challenger is not None:
+        scored = _scored(scored, challenger, spec, "challenger_")
+    ok = F.col(ERROR).isNull()
+    pred = lambda name: F.when(ok, F.col(name)).cast("double")  # noqa: E731
+    null = lambda t: F.lit(None).cast(t)  # noqa: E731
+    cols = [
+        F.col(entity_key),
+        F.col(timestamp).alias("feature_ts"),
+        F.lit(date).alias(PREDICTION_DATE),
+        pred("prediction").alias("prediction"),
+    ]
+    if spec.task == "classification":
+        cols.append(pred("probability").alias("probability"))
+    cols += [
+        F.lit(champion.name).alias("model_name"),
+        F.lit(champion.version).alias("model_version"),
+        F.lit(champion.run_id).alias("model_run_id"),
+    ]
+    if challenger is not None:
+        cols.append(pred("challenger_prediction").alias("challenger_prediction"))
+        if spec.task == "classification":
+            cols.append(pred("challenger_probability").alias("challenger_probability"))
+        cols += [
+            F.lit(challenger.version).alias("challenger_version"),
+            F.lit(challenger.run_id).alias("challenger_run_id"),
+        ]
+    else:
+        cols.append(null("double").alias("challenger_prediction"))
+        if spec.task == "classification":
+            cols.append(null("double").alias("challenger_probability"))
+        cols += [null("int").alias("challenger_version"), null("string").alias("challenger_run_id")]
+    return scored.select(*cols, F.col(ERROR))

@@ -1,0 +1,206 @@
+"""The model builder, its spec checks, the time split/folds, scoring and the promotion gate."""
+
+import datetime as dt
+
+import pytest
+from pyspark.ml.classification import LogisticRegression
+from pyspark.ml.feature import (
+    Imputer,
+    OneHotEncoder,
+    StandardScaler,
+    StringIndexer,
+    VectorAssembler,
+)
+from pyspark.ml.regression import LinearRegression, RandomForestRegressor
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from lakeloop.config import ConfigError
+from lakeloop.jobs.train import decide
+from lakeloop.ml import pipeline as mlp
+from lakeloop.ml.tracking import ModelRef
+from lakeloop.spec import ModelSpec
+from lakeloop.transforms.modeling import (
+    FOLD,
+    ScoringModel,
+    model_input,
+    scored_entities,
+    split_by_time,
+    with_time_folds,
+)
+from tests.conftest import spec_variant
+
+
+def _spec(**over) -> ModelSpec:
+    base = {
+        "name": "m",
+        "task": "regression",
+        "features": {"numeric": ["x", "y"], "categorical": ["c"], "impute": {"y": "median"}},
+        "estimator": {"type": "linear_regression", "grid": {"regParam": [0.0, 0.1]}},
+        "predictions": "predictions",
+    }
+    base.update(over)
+    return ModelSpec.model_validate(base)
+
+
+def test_linear_pipeline_has_every_stage_in_order(spark, houses):
+    spec = houses.spec.model
+    p = mlp.build_pipeline(spec)
+    stages = p.getStages()
+    assert [type(s) for s in stages] == [
+        Imputer,
+        StringIndexer,
+        OneHotEncoder,
+        VectorAssembler,
+        StandardScaler,
+        LinearRegression,
+    ]
+    imputer, indexer, _, assembler, _, lr = stages
+    assert imputer.getInputCols() == ["lot_sqft"]
+    assert imputer.getStrategy() == "median"
+    assert indexer.getInputCols() == ["zipcode", "condition"]
+    assert indexer.getHandleInvalid() == "keep"  # unseen zipcodes still score
+    assert "sqft" in assembler.getInputCols()
+    assert mlp.imputed("lot_sqft") in assembler.getInputCols()
+    assert lr.getMaxIter() == 50 and lr.getLabelCol() == mlp.LABEL
+    grid = mlp.param_grid(p, spec)
+    assert sorted(g[lr.getParam("regParam")] for g in grid) == [0.001, 0.01, 0.1]
+
+
+def test_tree_pipeline_indexes_but_does_not_encode_or_scale(spark):
+    spec = _spec(estimator={"type": "random_forest", "params": {"numTrees": 5}})
+    stages = mlp.build_pipeline(spec).getStages()
+    assert [type(s) for s in stages] == [
+        Imputer,
+        StringIndexer,
+        VectorAssembler,
+        RandomForestRegressor,
+    ]
+    assert stages[-1].getNumTrees() == 5
+    assert mlp.param_grid(mlp.build_pipeline(spec), spec) == [{}]
+
+
+def test_logistic_pipeline_sets_probability_columns(spark):
+    spec = _spec(task="classification", estimator={"type": "logistic_regression"})
+    est = mlp.build_pipeline(spec).getStages()[-1]
+    assert isinstance(est, LogisticRegression)
+    assert est.getProbabilityCol() == mlp.PROBABILITY
+
+
+@pytest.mark.parametrize(
+    "estimator, message",
+    [
+        ({"type": "linear_regression", "params": {"maxDepth": 3}}, "has no such param"),
+        ({"type": "linear_regression", "grid": {"numTrees": [3]}}, "grid.numTrees"),
+        ({"type": "gbt", "params": {"labelCol": "y"}}, "set by lakeloop"),
+        ({"type": "gbt", "params": {"maxDepth": "deep"}}, "model.estimator.params"),
+    ],
+)
+def test_unknown_or_reserved_params_are_clear_errors(spark, estimator, message):
+    with pytest.raises(mlp.ModelSpecError, match=message):
+        mlp.build_pipeline(_spec(estimator=estimator))
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m["promotion"].update(metric="auc"), "is not a regression metric"),
+        (lambda m: m["estimator"].update(type="logistic_regression"), "classification estimator"),
+        (lambda m: m["features"].update(impute={"zipcode": "mean"}), "not numeric features"),
+        (lambda m: m.update(predictions="nope"), "model.predictions: 'nope' is not a key"),
+        (lambda m: m["features"].update(categorical=["sqft"]), "listed twice"),
+    ],
+)
+def test_bad_model_sections_fail_at_load(cfg, tmp_path, edit, message):
+    with pytest.raises(ConfigError, match=message):
+        spec_variant(cfg, tmp_path, lambda d: edit(d["model"]))
+
+
+def test_split_and_folds_follow_time(spark):
+    rows = [(i, dt.datetime(2026, 1, 1) + dt.timedelta(days=i)) for i in range(10)]
+    df = spark.createDataFrame(rows, "i int, t timestamp")
+    train, test = split_by_time(df, "t", dt.date(2026, 1, 8))
+    assert [r.i for r in train.orderBy("i").collect()] == list(range(7))
+    assert [r.i for r in test.orderBy("i").collect()] == [7, 8, 9]
+    folds = with_time_folds(train, "t", [dt.datetime(2026, 1, 3), dt.datetime(2026, 1, 5)])
+    assert [r[FOLD] for r in folds.orderBy("i").collect()] == [0, 0, 1, 1, 2, 2, 2]
+
+
+def test_model_input_keeps_rows_with_features_and_checks_the_label(spark):
+    df = spark.createDataFrame(
+        [(1.0, 2.0, "a", True, True, dt.datetime(2026, 1, 1))] * 2
+        + [(None, None, None, False, False, dt.datetime(2026, 1, 1))],
+        "x double, y double, c string, lbl boolean, _has_features boolean, t timestamp",
+    )
+    out = model_input(df, _spec(), "lbl", "t")
+    assert out.count() == 2 and out.schema[mlp.LABEL].dataType.simpleString() == "double"
+    with pytest.raises(ValueError, match="numeric or boolean label"):
+        model_input(df, _spec(), "c", "t")
+    with pytest.raises(ValueError, match="not found"):
+        model_input(df.drop("x"), _spec(), "lbl", "t")
+
+
+def _fitted(spark, spec):
+    train = spark.createDataFrame(
+        [(float(i), float(i % 3), "ab"[i % 2], 2.0 * i + 1) for i in range(30)],
+        f"x double, y double, c string, {mlp.LABEL} double",
+    )
+    return mlp.build_pipeline(spec).fit(train)
+
+
+def test_scored_entities_mark_missing_features_and_carry_model_ids(spark):
+    spec = _spec(features={"numeric": ["x", "y"], "categorical": ["c"], "impute": {"y": "mean"}})
+    champ = ScoringModel(_fitted(spark, spec), "m", 3, "run3")
+    chall = ScoringModel(_fitted(spark, spec), "m", 4, "run4")
+    entities = spark.createDataFrame(
+        [
+            ("e1", dt.datetime(2026, 1, 2), 1.0, None, "zz"),
+            ("e2", dt.datetime(2026, 1, 2), None, 1.0, "a"),
+        ],
+        "id string, ts timestamp, x double, y double, c string",
+    )
+    out = scored_entities(entities, champ, chall, spec, "id", "ts", dt.date(2026, 1, 2))
+    rows = {r.id: r for r in out.collect()}
+    assert rows["e1"]._error is None and rows["e1"].prediction == pytest.approx(3.0, abs=0.2)
+    assert rows["e1"].challenger_prediction == pytest.approx(rows["e1"].prediction)
+    assert rows["e2"].prediction is None and rows["e2"]._error == "missing feature(s): x"
+    assert {(r.model_name, r.model_version, r.model_run_id) for r in rows.values()} == {
+        ("m", 3, "run3")
+    }
+    assert {r.challenger_version for r in rows.values()} == {4}
+    alone = scored_entities(entities, champ, None, spec, "id", "ts", dt.date(2026, 1, 2))
+    assert alone.columns == out.columns  # one schema with or without a challenger
+    assert alone.where(F.col("challenger_prediction").isNotNull()).count() == 0
+    assertDataFrameEqual(
+        alone.select("id", "prediction", "prediction_date"),
+        out.select("id", "prediction", "prediction_date"),
+    )
+
+
+def test_gate_thresholds_then_margin():
+    spec = _spec(promotion={"metric": "rmse", "margin": 0.05, "thresholds": {"r2": {"min": 0.9}}})
+    good = {"rmse": 10.0, "mae": 8.0, "r2": 0.95}
+    first = decide(spec, good, None, None)
+    assert first.promoted and first.passed_thresholds
+    champ = ModelRef("m", 1, "r1")
+    assert not decide(spec, good, champ, 10.2).promoted  # 2% better < 5% margin
+    assert decide(spec, good, champ, 10.6).promoted
+    weak = decide(spec, {**good, "r2": 0.5}, None, None)
+    assert not weak.promoted and not weak.passed_thresholds and "r2 0.5 < min 0.9" in weak.reason
+    higher = _spec(
+        task="classification",
+        estimator={"type": "logistic_regression"},
+        promotion={"metric": "auc", "margin": 0.0},
+    )
+    cls = {"auc": 0.8, "accuracy": 0.7, "precision": 0.7, "recall": 0.7, "f1": 0.7}
+    assert decide(higher, cls, champ, 0.79).promoted
+    assert not decide(higher, cls, champ, 0.8).promoted  # a tie keeps the champion
+
+
+def test_feature_importances_name_each_slot(spark):
+    linear = _fitted(spark, _spec())
+    names = set(mlp.feature_importances(linear))
+    assert names == {"x", "y", "c=a", "c=b"}  # the indexer's unseen bucket is the zero vector
+    forest = _fitted(spark, _spec(estimator={"type": "random_forest", "params": {"numTrees": 3}}))
+    imp = mlp.feature_importances(forest)
+    assert set(imp) == {"x", "y", "c"} and sum(imp.values()) == pytest.approx(1.0)
