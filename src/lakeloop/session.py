@@ -64,3 +64,14 @@ def build_spark(cfg: AppConfig, app_name: str | None = None) -> SparkSession:
         spark.sparkContext.master,
     )
     return spark
+
+
+def isolated(spark: SparkSession) -> SparkSession:
+    """A new session on the same SparkContext (same conf, jars and cache), for MLlib fits.
+
+    Spark 4.1's classification training summaries hold their SparkSession, and a session on
+    which `DataFrame.observe` was used (ingest_files counts rows that way) holds a
+    non-serializable ObservationManager; the model's prediction UDF then fails with "Task not
+    serializable". A session of its own keeps training independent of what ran before it in
+    the same process (the demo, the tests, a notebook)."""
+    return spark.newSession()

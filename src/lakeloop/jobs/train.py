@@ -25,7 +25,7 @@ from pyspark.ml.tuning import CrossValidator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakeloop import delta_io, runlog
+from lakeloop import delta_io, runlog, session
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.ml import pipeline as mlp
 from lakeloop.ml import tracking
@@ -122,6 +122,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
     if spec.model is None or spec.label is None:
         raise JobError(f"pipeline {pipeline.name} has no `model` (and `label`) section to train")
     m, label, time_column = spec.model, spec.model_label, spec.model_time
+    spark = session.isolated(spark)
     with runlog.recording(spark, pipeline, JOB, date) as rec:
         try:
             estimator = mlp.build_pipeline(m)
@@ -161,7 +162,8 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             )
         test_start = stats["last_day"] - dt.timedelta(days=m.test_days - 1)
         train, test = split_by_time(rows, time_column, test_start)
-        train = train.cache()
+        # training needs only the model's columns; the (small) test window keeps them all
+        train = train.select(*mlp.input_columns(m), time_column, mlp.LABEL).cache()
         test = test.cache()
         n_train, n_test = train.count(), test.count()
         rec.output_counts.update(train_rows=n_train, test_rows=n_test)

@@ -46,8 +46,9 @@ def _missing(df: DataFrame, columns: list[str], what: str) -> None:
 def model_input(
     training_set: DataFrame, spec: ModelSpec, label: str, time_column: str
 ) -> DataFrame:
-    """Training rows that have features: the feature columns, the label time and the label as
-    a double in LABEL. Booleans become 0/1; a string label is an error (index it upstream)."""
+    """Training rows that have features, every column kept (a champion trained on another spec
+    may read others), plus the label as a double in LABEL. Booleans become 0/1; a string label
+    is an error (index it upstream)."""
     _missing(training_set, [*input_columns(spec), label, time_column], "training set")
     dtype = training_set.schema[label].dataType
     if not isinstance(dtype, T.NumericType | T.BooleanType):
@@ -57,7 +58,7 @@ def model_input(
     rows = training_set
     if HAS_FEATURES in training_set.columns:
         rows = rows.where(F.col(HAS_FEATURES))
-    return rows.select(*input_columns(spec), time_column, F.col(label).cast("double").alias(LABEL))
+    return rows.withColumn(LABEL, F.col(label).cast("double"))
 
 
 def split_by_time(
