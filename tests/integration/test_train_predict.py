@@ -382,8 +382,12 @@ def test_classification_spec_trains_and_scores(spark, tmp_path):
     assert out.output_counts["predictions.not_scored"] == 1
 
 
-def test_null_in_a_required_feature_fails_training_with_the_column(spark, tmp_path):
+def test_nulls_or_a_non_binary_label_fail_training_with_the_column(spark, tmp_path):
     p, _ = spec_variant(ml_config(tmp_path), tmp_path, lambda d: d.update(model=CLASSIFIER))
     _synthetic(spark, p, n=60, null_sqft_in_training=True)
     with pytest.raises(JobError, match=r"null values in training rows: sqft=1 \(impute them"):
         train.run(spark, p, dt.date(2026, 3, 1))
+    rated = {**CLASSIFIER, "label": "bedrooms"}  # 1..5: not a binary label
+    q, _ = spec_variant(p.cfg, tmp_path, lambda d: d.update(model=rated))
+    with pytest.raises(JobError, match="needs a 0/1 \\(or boolean\\) label; .* rows have another"):
+        train.run(spark, q, dt.date(2026, 3, 1))

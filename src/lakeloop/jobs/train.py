@@ -114,6 +114,7 @@ def _input_stats(rows: DataFrame, spec: ModelSpec, label: str, time_column: str)
             for c in mlp.required_columns(spec)
         ],
         *[F.count(F.when(has, F.col(c))).alias(f"values:{c}") for c in spec.features.impute],
+        F.count(F.when(has & ~F.col(label).cast("double").isin(0.0, 1.0), 1)).alias("non_binary"),
     ).first()
 
 
@@ -137,14 +138,19 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         training_set = delta_io.read_version(spark, path, version)
         upto = training_set.where(F.to_date(time_column) <= F.lit(date))
         try:
+            rows = model_input(upto, m, label, time_column)  # checks the columns first
             stats = _input_stats(upto, m, label, time_column)
-            rows = model_input(upto, m, label, time_column)
         except ValueError as e:
             raise JobError(f"{table} v{version}: {e}") from None
         rec.input_counts[spec.label.table] = stats["rows"]
         rec.details["training_set_version"] = str(version)
         if stats["rows"] == 0:
             raise JobError(f"{table} v{version} has no labels dated on or before {date}")
+        if m.task == "classification" and stats["non_binary"]:
+            raise JobError(
+                f"{table} v{version}: classification needs a 0/1 (or boolean) label; "
+                f"{stats['non_binary']} rows have another value in {label}"
+            )
         nulls = {c: stats[f"null:{c}"] for c in mlp.required_columns(m) if stats[f"null:{c}"]}
         if nulls or stats["null_label"]:
             raise JobError(
