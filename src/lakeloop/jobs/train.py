@@ -22,7 +22,7 @@ import pyspark
 from pyspark.errors import PySparkException
 from pyspark.ml import PipelineModel
 from pyspark.ml.tuning import CrossValidator
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog, session
@@ -118,11 +118,61 @@ def _input_stats(rows: DataFrame, spec: ModelSpec, label: str, time_column: str)
     ).first()
 
 
+@dataclass(frozen=True)
+class TrainingRows:
+    table: str
+    path: str
+    version: int
+    rows: DataFrame  # labels dated <= the run date that have features, + LABEL
+    stats: Row
+    total_rows: int  # the whole table at `version` (logged for lineage)
+
+
+def _training_rows(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> TrainingRows:
+    """The training set at its current Delta version, checked: labels up to `date`, binary
+    labels for classification, no nulls in non-imputed features, something to impute from."""
+    spec = pipeline.spec
+    m, label, time_column = spec.model, spec.model_label, spec.model_time
+    table = spec.table(spec.label.table)
+    path = pipeline.table_path(spec.label.table)
+    version = delta_io.version(spark, path)
+    if version is None:
+        raise JobError(f"{table} does not exist at {path}; run build_training_set first")
+    training_set = delta_io.read_version(spark, path, version)
+    upto = training_set.where(F.to_date(time_column) <= F.lit(date))
+    try:
+        rows = model_input(upto, m, label, time_column)  # checks the columns first
+        stats = _input_stats(upto, m, label, time_column)
+    except ValueError as e:
+        raise JobError(f"{table} v{version}: {e}") from None
+    if stats["rows"] == 0:
+        raise JobError(f"{table} v{version} has no labels dated on or before {date}")
+    if m.task == "classification" and stats["non_binary"]:
+        raise JobError(
+            f"{table} v{version}: classification needs a 0/1 (or boolean) label; "
+            f"{stats['non_binary']} rows have another value in {label}"
+        )
+    nulls = {c: stats[f"null:{c}"] for c in mlp.required_columns(m) if stats[f"null:{c}"]}
+    if nulls or stats["null_label"]:
+        raise JobError(
+            f"{table} v{version}: null values in training rows: "
+            + ", ".join(f"{c}={n}" for c, n in {**nulls, label: stats["null_label"]}.items() if n)
+            + " (impute them with model.features.impute, or fix them upstream)"
+        )
+    empty = [c for c in m.features.impute if stats[f"values:{c}"] == 0]
+    if empty:
+        raise JobError(
+            f"{table} v{version}: imputed feature(s) {empty} are null in every training row; "
+            "there is nothing to impute from (drop them from model.features or fix upstream)"
+        )
+    return TrainingRows(table, path, version, rows, stats, training_set.count())
+
+
 def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRecord:
     spec = pipeline.spec
     if spec.model is None or spec.label is None:
         raise JobError(f"pipeline {pipeline.name} has no `model` (and `label`) section to train")
-    m, label, time_column = spec.model, spec.model_label, spec.model_time
+    m, time_column = spec.model, spec.model_time
     spark = session.isolated(spark)
     with runlog.recording(spark, pipeline, JOB, date) as rec:
         try:
@@ -130,42 +180,10 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             grid = mlp.param_grid(estimator, m)
         except mlp.ModelSpecError as e:
             raise JobError(f"pipeline {pipeline.name}: {e}") from None
-        table = spec.table(spec.label.table)
-        path = pipeline.table_path(spec.label.table)
-        version = delta_io.version(spark, path)
-        if version is None:
-            raise JobError(f"{table} does not exist at {path}; run build_training_set first")
-        training_set = delta_io.read_version(spark, path, version)
-        upto = training_set.where(F.to_date(time_column) <= F.lit(date))
-        try:
-            rows = model_input(upto, m, label, time_column)  # checks the columns first
-            stats = _input_stats(upto, m, label, time_column)
-        except ValueError as e:
-            raise JobError(f"{table} v{version}: {e}") from None
+        src = _training_rows(spark, pipeline, date)
+        rows, stats, table, version = src.rows, src.stats, src.table, src.version
         rec.input_counts[spec.label.table] = stats["rows"]
         rec.details["training_set_version"] = str(version)
-        if stats["rows"] == 0:
-            raise JobError(f"{table} v{version} has no labels dated on or before {date}")
-        if m.task == "classification" and stats["non_binary"]:
-            raise JobError(
-                f"{table} v{version}: classification needs a 0/1 (or boolean) label; "
-                f"{stats['non_binary']} rows have another value in {label}"
-            )
-        nulls = {c: stats[f"null:{c}"] for c in mlp.required_columns(m) if stats[f"null:{c}"]}
-        if nulls or stats["null_label"]:
-            raise JobError(
-                f"{table} v{version}: null values in training rows: "
-                + ", ".join(
-                    f"{c}={n}" for c, n in {**nulls, label: stats["null_label"]}.items() if n
-                )
-                + " (impute them with model.features.impute, or fix them upstream)"
-            )
-        empty = [c for c in m.features.impute if stats[f"values:{c}"] == 0]
-        if empty:
-            raise JobError(
-                f"{table} v{version}: imputed feature(s) {empty} are null in every training row; "
-                "there is nothing to impute from (drop them from model.features or fix upstream)"
-            )
         test_start = stats["last_day"] - dt.timedelta(days=m.test_days - 1)
         train, test = split_by_time(rows, time_column, test_start)
         # training needs only the model's columns; the (small) test window keeps them all
@@ -219,9 +237,9 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                 decision=decide(m, metrics, champion, champion_score),
                 lineage={
                     tracking.TAG_TABLE: table,
-                    tracking.TAG_PATH: path,
+                    tracking.TAG_PATH: src.path,
                     tracking.TAG_VERSION: str(version),
-                    tracking.TAG_ROWS: str(training_set.count()),
+                    tracking.TAG_ROWS: str(src.total_rows),
                 },
                 window=(test_start, stats["last_day"]),
             )
