@@ -10,6 +10,7 @@ import sys
 
 from lakeloop import logs
 from lakeloop.config import ConfigError, load_config, parse_set_pairs
+from lakeloop.jobs.common import JobError
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         log.error("%s", e)
         return 2
+    except JobError as e:  # e.g. a demo step that cannot run; the message says why
+        log.error("%s failed: %s", args.command, e)
+        return 1
 
 
 if __name__ == "__main__":

@@ -139,16 +139,24 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
             f"{pipeline.table_path(key)}"
         )
     t, p = trained.details, scored[-1].details
-    out.append(
-        f"  model {t['model']} v{t['model_version']}: {t['decision']} ({t['reason']})\n"
-        f"    test metrics on {t['test_window']}: {t['metrics']}\n"
-        f"    champion now: v{p['champion_version']}"
-        + (
-            f", challenger v{p['challenger_version']} scored in shadow"
-            if p["challenger_version"]
-            else ""
+    if t["decision"] == "promoted":
+        champion = f"v{t['model_version']} (this run's model): {t['metrics']}"
+    else:
+        champion = (
+            f"v{t['champion_version']}: {t['metric']} {t['champion_score']} on the same window"
+            if t["champion_version"]
+            else "none (no model has passed the thresholds yet)"
         )
-        + f"\n    model report: {t['report']}"
+    shadow = (
+        f"; challenger v{p['challenger_version']} scored in shadow"
+        if p["challenger_version"]
+        else ""
+    )
+    out.append(
+        f"  trained {t['model']} v{t['model_version']}: {t['decision']} ({t['reason']})\n"
+        f"    its test metrics on {t['test_window']}: {t['metrics']}\n"
+        f"    model report: {t['report']}\n"
+        f"  champion {t['model']} {champion}{shadow}"
     )
     out.append(
         f"  predictions: {sum(r.output_counts[pipeline.spec.model.predictions] for r in scored)} "
