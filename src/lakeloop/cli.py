@@ -82,7 +82,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_training_set(args: argparse.Namespace) -> int:
     from lakeloop import delta_io
-    from lakeloop.jobs.common import JobError
     from lakeloop.jobs.train import training_set_as_of
     from lakeloop.session import build_spark
     from lakeloop.spec import load_pipeline
