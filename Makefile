@@ -8,7 +8,7 @@ DEMO_DAYS ?= 3
 DEMO_ROWS ?= 400
 DEMO_START ?= 2026-01-01
 
-.PHONY: help install jars kafka-jars setup test lint demo bench bench-ingest bench-validate kafka-up kafka-down kafka-status clean
+.PHONY: help install jars kafka-jars setup test lint demo bench bench-ingest bench-validate bench-train kafka-up kafka-down kafka-status clean
 
 help:
 	@echo "make demo   - the whole lifecycle on the embedded defaults"
@@ -64,13 +64,16 @@ test: setup
 demo: setup
 	$(VENV)/bin/lakeloop demo --days $(DEMO_DAYS) --rows-per-day $(DEMO_ROWS) --start $(DEMO_START)
 
-bench: bench-ingest bench-validate
+bench: bench-ingest bench-validate bench-train
 
 bench-ingest: setup
 	$(PY) bench/ingest.py $(BENCH_ARGS)
 
 bench-validate: setup
 	$(PY) bench/validate.py $(BENCH_ARGS)
+
+bench-train: setup
+	$(PY) bench/train.py $(BENCH_ARGS)
 
 clean:
 	-$(VENV)/bin/lakeloop kafka down

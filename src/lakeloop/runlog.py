@@ -42,15 +42,16 @@ class RunRecord:
             self.delta_versions.setdefault(table, []).append(version)
 
     def row(self, finished_at: dt.datetime) -> tuple:
-        naive = lambda t: t.astimezone(dt.UTC).replace(tzinfo=None)  # noqa: E731 (session is UTC)
+        # aware datetimes: PySpark reads a naive one in the Python process's local time zone
+        utc = lambda t: t.astimezone(dt.UTC)  # noqa: E731
         return (
             self.run_id,
             self.job,
             self.pipeline,
             self.run_date,
             self.env,
-            naive(self.started_at),
-            naive(finished_at),
+            utc(self.started_at),
+            utc(finished_at),
             self.duration_s,
             self.status,
             self.input_counts,

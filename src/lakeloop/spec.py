@@ -230,13 +230,14 @@ class ModelFeatures(Strict):
 
 class EstimatorSpec(Strict):
     """An MLlib estimator: fixed `params` and a `grid` to tune (both by MLlib param name,
-    e.g. regParam, maxDepth). `scale` standardizes the feature vector; default: on for linear
-    and logistic regression, off for trees."""
+    e.g. regParam, maxDepth). Linear and logistic regression standardize the features inside
+    MLlib (`standardization`, on unless params turn it off); trees need no scaling. `scale: true`
+    adds an explicit StandardScaler stage (a full extra pass over the data on every fit)."""
 
     type: Literal["linear_regression", "logistic_regression", "random_forest", "gbt"]
     params: dict[str, Scalar] = Field(default_factory=dict)
     grid: dict[str, list[Scalar]] = Field(default_factory=dict)
-    scale: bool | None = None
+    scale: bool = False
 
     @field_validator("grid")
     @classmethod
@@ -323,8 +324,10 @@ class ModelSpec(Strict):
 
     @property
     def scaled(self) -> bool:
-        if self.estimator.scale is not None:
-            return self.estimator.scale
+        return self.estimator.scale
+
+    @property
+    def linear(self) -> bool:
         return self.estimator.type in ("linear_regression", "logistic_regression")
 
 

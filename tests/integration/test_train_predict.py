@@ -95,9 +95,9 @@ def test_first_model_meets_the_r2_floor_and_becomes_champion(spark, ml_houses, c
     assert params["estimator"] == "linear_regression" and "best.regParam" in params
     assert run.data.metrics["test_r2"] == pytest.approx(metrics["r2"])
     artifacts = {a.path for a in client.list_artifacts(ref.run_id)}
-    assert {"model", "cv_results.json", "feature_importances.json"} <= artifacts
-    importances = client.download_artifacts(ref.run_id, "feature_importances.json")
-    assert "sqft" in json.load(open(importances))
+    assert {"model", "cv_results.json", "feature_coefficients.json"} <= artifacts
+    coefs = json.load(open(client.download_artifacts(ref.run_id, "feature_coefficients.json")))
+    assert coefs["sqft"] == pytest.approx(180.0, rel=0.1)  # true_price: 180 per sqft
     logged = (
         delta_io.read(spark, p.table_path("run_log"))
         .where(F.col("run_id") == champion.run_id)

@@ -52,10 +52,10 @@ def test_linear_pipeline_has_every_stage_in_order(spark, houses):
         StringIndexer,
         OneHotEncoder,
         VectorAssembler,
-        StandardScaler,
         LinearRegression,
     ]
-    imputer, indexer, _, assembler, _, lr = stages
+    imputer, indexer, _, assembler, lr = stages
+    assert lr.getStandardization()  # MLlib scales inside the fit: no StandardScaler pass
     assert imputer.getInputCols() == ["lot_sqft"]
     assert imputer.getStrategy() == "median"
     assert indexer.getInputCols() == ["zipcode", "condition"]
@@ -65,6 +65,11 @@ def test_linear_pipeline_has_every_stage_in_order(spark, houses):
     assert lr.getMaxIter() == 50 and lr.getLabelCol() == mlp.LABEL
     grid = mlp.param_grid(p, spec)
     assert sorted(g[lr.getParam("regParam")] for g in grid) == [0.001, 0.01, 0.1]
+
+
+def test_scale_true_adds_a_standard_scaler(spark):
+    stages = mlp.build_pipeline(_spec(estimator={"type": "linear_regression", "scale": True}))
+    assert [type(s) for s in stages.getStages()][-2:] == [StandardScaler, LinearRegression]
 
 
 def test_tree_pipeline_indexes_but_does_not_encode_or_scale(spark):
@@ -197,10 +202,34 @@ def test_gate_thresholds_then_margin():
     assert not decide(higher, cls, champ, 0.8).promoted  # a tie keeps the champion
 
 
-def test_feature_importances_name_each_slot(spark):
-    linear = _fitted(spark, _spec())
-    names = set(mlp.feature_importances(linear))
-    assert names == {"x", "y", "c=a", "c=b"}  # the indexer's unseen bucket is the zero vector
+def test_feature_weights_name_each_slot(spark):
+    kind, coefs = mlp.feature_weights(_fitted(spark, _spec()))
+    assert kind == "coefficient"
+    assert set(coefs) == {"x", "y", "c=a", "c=b"}  # the indexer's unseen bucket is the zero vector
+    assert coefs["x"] == pytest.approx(2.0, abs=0.05)  # label = 2x + 1
     forest = _fitted(spark, _spec(estimator={"type": "random_forest", "params": {"numTrees": 3}}))
-    imp = mlp.feature_importances(forest)
-    assert set(imp) == {"x", "y", "c"} and sum(imp.values()) == pytest.approx(1.0)
+    kind, imp = mlp.feature_weights(forest)
+    assert kind == "importance" and set(imp) == {"x", "y", "c"}
+    assert sum(imp.values()) == pytest.approx(1.0)
+
+
+def test_time_folds_do_not_depend_on_the_local_time_zone(spark, monkeypatch):
+    import time
+
+    df = spark.createDataFrame(
+        [
+            (0, dt.datetime(2026, 1, 1, 23, tzinfo=dt.UTC)),
+            (1, dt.datetime(2026, 1, 2, 4, tzinfo=dt.UTC)),
+        ],
+        "i int, t timestamp",
+    )
+    cut = [dt.datetime(2026, 1, 2, tzinfo=dt.UTC)]
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    try:
+        for boundaries in (cut, [c.replace(tzinfo=None) for c in cut]):  # naive = UTC
+            folds = with_time_folds(df, "t", boundaries).orderBy("i").collect()
+            assert [r[FOLD] for r in folds] == [0, 1]
+    finally:
+        monkeypatch.undo()
+        time.tzset()

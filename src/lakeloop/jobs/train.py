@@ -89,7 +89,7 @@ def _fold_boundaries(train: DataFrame, time_column: str, folds: int) -> list[dt.
     """Time cut points that split the training rows into `folds` slices of equal size."""
     secs = train.select(F.unix_timestamp(time_column).cast("double").alias("t"))
     qs = secs.approxQuantile("t", [i / folds for i in range(1, folds)], 0.0001)
-    cuts = sorted({dt.datetime.fromtimestamp(q, dt.UTC).replace(tzinfo=None) for q in qs})
+    cuts = sorted({dt.datetime.fromtimestamp(q, dt.UTC) for q in qs})  # aware: UTC instants
     if len(cuts) != folds - 1:
         raise JobError(
             f"the training window has too few distinct label times for {folds} time folds; "
@@ -232,7 +232,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                     ({p.name: v for p, v in pm.items()}, float(avg))
                     for pm, avg in zip(grid, cv_model.avgMetrics, strict=True)
                 ],
-                importances=mlp.feature_importances(best),
+                weights=mlp.feature_weights(best),
                 metrics=metrics,
                 decision=decide(m, metrics, champion, champion_score),
                 lineage={
@@ -278,7 +278,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
 class TrainingResult:
     model: PipelineModel
     cv_results: list[tuple[dict, float]]  # (grid point, mean tuning metric over the folds)
-    importances: dict[str, float]
+    weights: tuple[str, dict[str, float]]  # ("importance" | "coefficient", by feature)
     metrics: dict[str, float]
     decision: Decision
     lineage: dict[str, str]
@@ -343,7 +343,9 @@ def _track(
         mlflow.log_dict(
             [{"params": p, m.tuning_metric: a} for p, a in result.cv_results], "cv_results.json"
         )
-        mlflow.log_dict(result.importances, "feature_importances.json")
+        kind, weights = result.weights
+        if weights:
+            mlflow.log_dict(weights, f"feature_{kind}s.json")
         mlflow.log_text(decision.reason, "decision.txt")
         info = mlflow.spark.log_model(
             result.model,
@@ -402,15 +404,14 @@ def model_report(
         "|---|---|",
     ]
     lines += [f"| {json.dumps(p) if p else '(defaults)'} | {a:.6g} |" for p, a in result.cv_results]
-    if result.importances:
-        lines += [
-            "",
-            "## Feature importances (top 10)",
-            "",
-            "| feature | importance |",
-            "|---|---|",
-        ]
-        lines += [f"| {k} | {v:.4g} |" for k, v in list(result.importances.items())[:10]]
+    kind, weights = result.weights
+    if weights:
+        title = {
+            "importance": "Feature importances",
+            "coefficient": "Coefficients by magnitude (each on its feature's own scale)",
+        }[kind]
+        lines += ["", f"## {title}, top 10", "", f"| feature | {kind} |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in list(weights.items())[:10]]
     lin = result.lineage
     lines += [
         "",

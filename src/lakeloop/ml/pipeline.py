@@ -4,7 +4,8 @@ parameter grid, and the evaluators of the spec's metrics. No I/O here.
 Stages, in order: Imputer (the spec's `impute` columns) -> StringIndexer per categorical column
 (unseen and null categories go to an extra index) -> OneHotEncoder (linear models only; trees
 split on the indices, which the assembler marks as nominal) -> VectorAssembler -> StandardScaler
-(when the spec scales) -> the estimator. Intermediate columns carry the `__ll_` prefix so they never
+(only with `scale: true`: linear and logistic regression standardize inside MLlib, which saves a
+pass over the data per fit; trees need no scaling) -> the estimator. Intermediate columns carry the `__ll_` prefix so they never
 clash with the training set's own columns."""
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ def build_estimator(spec: ModelSpec) -> Estimator:
     est = cls(featuresCol=FEATURES, labelCol=LABEL, predictionCol=PREDICTION)
     if spec.task == "classification":
         est.setParams(probabilityCol=PROBABILITY, rawPredictionCol=RAW_PREDICTION)
+    if spec.linear:
+        est.setStandardization(True)  # MLlib's default, stated: this is the model's scaling
     _check_params(est, spec.estimator.params, "params")
     _check_params(est, spec.estimator.grid, "grid")
     if spec.estimator.params:
@@ -130,7 +133,7 @@ def build_pipeline(spec: ModelSpec) -> Pipeline:
             )
         )
         categorical = [indexed(c) for c in f.categorical]
-        if spec.estimator.type in ("linear_regression", "logistic_regression"):
+        if spec.linear:
             stages.append(
                 # the indexer already maps unseen/null values to its own last index, so the
                 # encoder knows every index; dropLast makes that `__unknown` the zero vector
@@ -198,19 +201,21 @@ def best_cv_metric(spec: ModelSpec, avg_metrics: list[float]) -> float:
     return float(pick(avg_metrics))
 
 
-def feature_importances(model: PipelineModel) -> dict[str, float]:
-    """Per-input importances where the model has them: trees' featureImportances, linear models'
-    absolute coefficients on the (scaled) features. Keys name the assembled slots, e.g.
-    `sqft` or `zipcode=98105`."""
+def feature_weights(model: PipelineModel) -> tuple[str, dict[str, float]]:
+    """What the model says about its inputs, by assembled slot (e.g. `sqft`, `zipcode=98105`),
+    largest magnitude first: ("importance", trees' featureImportances) or ("coefficient", linear
+    models' signed coefficients on the features' own scale, not comparable across features
+    unless `scale: true`); ("", {}) for a model that has neither."""
     fitted = model.stages[-1]
     if hasattr(fitted, "featureImportances"):
-        values = fitted.featureImportances.toArray()
+        kind, values = "importance", fitted.featureImportances.toArray()
     elif hasattr(fitted, "coefficients"):
-        values = [abs(v) for v in fitted.coefficients.toArray()]
+        kind, values = "coefficient", fitted.coefficients.toArray()
     else:
-        return {}
+        return "", {}
     names = _slot_names(model, len(values))
-    return dict(sorted(zip(names, map(float, values), strict=True), key=lambda kv: -kv[1]))
+    pairs = sorted(zip(names, map(float, values), strict=True), key=lambda kv: -abs(kv[1]))
+    return kind, dict(pairs)
 
 
 def _slot_names(model: PipelineModel, n: int) -> list[str]:

@@ -71,10 +71,12 @@ def split_by_time(
 
 def with_time_folds(df: DataFrame, time_column: str, boundaries: list[dt.datetime]) -> DataFrame:
     """Adds FOLD: 0 for rows before boundaries[0], k for rows in [boundaries[k-1],
-    boundaries[k]), ... so each fold is one contiguous slice of time."""
+    boundaries[k]), ... so each fold is one contiguous slice of time. Naive boundaries are UTC
+    (PySpark would read them in the Python process's local time zone)."""
     ts = F.col(time_column)
     fold: Column = F.lit(0)
-    for b in sorted(boundaries):
+    aware = [b if b.tzinfo else b.replace(tzinfo=dt.UTC) for b in boundaries]
+    for b in sorted(aware):
         fold = fold + F.when(ts >= F.lit(b), 1).otherwise(0)
     return df.withColumn(FOLD, fold.cast("int"))
 
@@ -117,7 +119,8 @@ def scored_entities(
             for c in entities.columns
             if c != ERROR
         ],
-        F.when(missing != "", F.concat(F.lit("missing feature(s): "), missing)).alias(ERROR),
+        # concat with null is null: no row-level condition, the list is built once
+        F.concat(F.lit("missing feature(s): "), F.nullif(missing, F.lit(""))).alias(ERROR),
     )
     scored = _scored(base, champion, spec, "")
     if challenger is not None:
