@@ -250,44 +250,15 @@ def test_training_set_as_of_a_model_version_rebuilds_it(spark, ml_houses, champi
     try:
         build_training_set.run(spark, p, D3 + dt.timedelta(days=20))  # a newer, smaller set
         assert delta_io.read(spark, path).count() < rows_then
-        code = cli.main(
-            [
-                "training-set",
-                "--pipeline",
-                str(p.source_file),
-                "--as-of",
-                str(version),
-                "--env",
-                "test",
-                "--set",
-                f"lakehouse_root={p.root}",
-                "--set",
-                f"mlflow.tracking_uri={p.cfg.mlflow.tracking_uri}",
-            ]
-        )
-        assert code == 0
+        args = ["training-set", "--pipeline", str(p.source_file), "--env", "test"]
+        args += ["--set", f"lakehouse_root={p.root}"]
+        args += ["--set", f"mlflow.tracking_uri={p.cfg.mlflow.tracking_uri}"]
+        assert cli.main([*args, "--as-of", str(version)]) == 0
         out = json.loads(capsys.readouterr().out)
         assert out["rows_read"] == out["rows"] == rows_then
         assert out["checksum"] == sum_then
         assert out["delta_version"] == int(champion.details["training_set_version"])
-        assert (
-            cli.main(
-                [
-                    "training-set",
-                    "--pipeline",
-                    str(p.source_file),
-                    "--as-of",
-                    "999",
-                    "--env",
-                    "test",
-                    "--set",
-                    f"lakehouse_root={p.root}",
-                    "--set",
-                    f"mlflow.tracking_uri={p.cfg.mlflow.tracking_uri}",
-                ]
-            )
-            == 1
-        )
+        assert cli.main([*args, "--as-of", "999"]) == 1  # no such model version: a clear error
     finally:
         build_training_set.run(spark, p, AS_OF)
 
