@@ -28,12 +28,13 @@ import os
 import shutil
 import sys
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from cpu_watch import CpuWatch, cpu_seconds
+import timing
+from cpu_watch import CpuWatch
+from timing import BenchError, Side, alternate, say
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_ROOT = ROOT / ".bench"
@@ -43,22 +44,9 @@ GOALS = {"files_vs_parquet": 0.8, "kafka_vs_kafka_python": 5.0}
 DEFAULT_ROWS = 1_000_000
 SALES_PER_LISTING = 0.6  # the generator's share of listings that sell (one event each)
 
-T0 = time.perf_counter()
-
-
-def say(msg: str) -> None:
-    print(f"[{time.perf_counter() - T0:7.1f}s] {msg}", flush=True)
-
 
 def _secs(ts: list[float]) -> str:
     return ", ".join(f"{t:.2f}s" for t in ts)
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-# --- noise: what else is using the 2 cores ---------------------------------------------------
 
 
 # --- timing ----------------------------------------------------------------------------------
@@ -93,56 +81,6 @@ class Phases:
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
-
-
-class Side:
-    def __init__(self, name: str, rows: int) -> None:
-        self.name = name
-        self.rows = rows
-        self.times: list[float] = []
-        self.cpu: list[float] = []  # CPU seconds of this process, its JVM (and the broker)
-        self.phases: list[dict[str, float]] = []
-
-    @property
-    def best(self) -> float:
-        return min(self.times)
-
-    @property
-    def rate(self) -> float:
-        return self.rows / self.best
-
-    @property
-    def best_cpu(self) -> float:
-        return self.cpu[self.times.index(self.best)]
-
-
-def alternate(
-    repeats: int,
-    ours: Side,
-    base: Side,
-    run_ours: Callable[[int], dict[str, float]],
-    run_base: Callable[[int], None],
-    also: tuple[int, ...] = (),
-) -> None:
-    """Run both sides `repeats` times, alternating which goes first. Records wall seconds and
-    the CPU seconds used by this process tree and `also` (CPU is less swayed by neighbours)."""
-    for rep in range(repeats):
-        order = [("ours", ours), ("base", base)]
-        if rep % 2:
-            order.reverse()
-        for kind, side in order:
-            cpu = cpu_seconds(also)
-            t = time.perf_counter()
-            phases = run_ours(rep) if kind == "ours" else run_base(rep)
-            elapsed = time.perf_counter() - t
-            side.times.append(elapsed)
-            side.cpu.append(cpu_seconds(also) - cpu)
-            if phases is not None:
-                side.phases.append(phases)
-            say(
-                f"  run {rep + 1}/{repeats} {side.name}: {elapsed:.2f}s "
-                f"({side.rows / elapsed:,.0f} rows/s, {side.cpu[-1]:.1f} CPU s)"
-            )
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -261,18 +199,18 @@ def bench_files(spark, pipeline, args, bench_dir: Path, phases: Phases, notes: l
         f"parquet {_secs(warm_base)}"
     )
 
-    ours_side = Side("files  ours: ingest_files -> Delta", args.rows)
-    base_side = Side("files  baseline: spark csv+json -> parquet", args.rows)
+    ours_side = Side("files  ours: ingest_files -> Delta", args.rows, cpu_of_best_run=True)
+    base_side = Side("files  baseline: spark csv+json -> parquet", args.rows, cpu_of_best_run=True)
 
-    def run_ours(rep: int) -> dict[str, float]:
+    def run_ours(rep: int) -> None:
         ours(DAY, args.rows)
-        return phases.take()
+        ours_side.phases.append(phases.take())
 
     def run_base(rep: int) -> None:
         baseline(DAY, out_root / f"run{rep}")
 
     with CpuWatch("the timed file runs", notes, say):
-        alternate(args.repeats, ours_side, base_side, run_ours, run_base)
+        alternate(args.repeats, [(ours_side, run_ours), (base_side, run_base)], phases=False)
     # the baseline parsed every row, as ours did (checked outside the timings)
     out = spark.read.parquet(str(out_root / "run0"))
     n, nulls = out.count(), out.where("listed_at is null or listing_id is null").count()
@@ -417,18 +355,19 @@ def _bench_kafka(
         f"kafka-python {_secs(warm_base)}"
     )
 
-    ours_side = Side("kafka  ours: ingest_kafka -> Delta", n)
-    base_side = Side("kafka  baseline: kafka-python + json.loads", n)
+    ours_side = Side("kafka  ours: ingest_kafka -> Delta", n, cpu_of_best_run=True)
+    base_side = Side("kafka  baseline: kafka-python + json.loads", n, cpu_of_best_run=True)
 
-    def run_ours(rep: int) -> dict[str, float]:
+    def run_ours(rep: int) -> None:
         ours(f"run{rep}", topic, n)  # a fresh checkpoint and tables: reads every message
-        return phases.take()
+        ours_side.phases.append(phases.take())
 
     def run_base(rep: int) -> None:
         consume(cfg, source, topic, n, args.consumer_timeout)
 
+    runs = [(ours_side, run_ours), (base_side, run_base)]
     with CpuWatch("the timed Kafka runs", notes, say, also=broker):
-        alternate(args.repeats, ours_side, base_side, run_ours, run_base, also=broker)
+        alternate(args.repeats, runs, also=broker, phases=False)
     return ours_side, base_side, (len(warm_msgs), warm_ours[-1], warm_base[-1])
 
 
@@ -474,47 +413,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def report(sides: list[Side], ratios: dict[str, float | None], notes: list[str]) -> None:
-    print()
-    print(f"{'side':<44} {'rows':>10} {'best s':>7} {'rows/s':>10} {'cpu s':>6}  runs (s)")
-    for s in sides:
-        runs = ", ".join(f"{t:.2f}" for t in s.times)
-        print(
-            f"{s.name:<44} {s.rows:>10,} {s.best:>7.2f} {s.rate:>10,.0f} {s.best_cpu:>6.1f}  {runs}"
-        )
-    print("  (cpu s: CPU seconds of this process and its Spark JVM, plus the broker for kafka)")
-    for s in sides:
-        if s.phases:
-            best = s.phases[s.times.index(s.best)] if len(s.phases) == len(s.times) else {}
-            parts = ", ".join(f"{k} {v:.2f}s" for k, v in best.items())
-            label = " ".join(s.name.split(":")[0].split())
-            print(f"  {label} best run {s.best:.2f}s, of which inside: {parts}")
-    print()
-    for name, value in ratios.items():
-        if value is None:
-            print(f"# {name}: not measured")
-            continue
-        verdict = "met" if value >= GOALS[name] else "NOT met"
-        print(f"# {name}: goal >= {GOALS[name]:g}, {verdict}")
-    for name, value in ratios.items():
-        if value is not None:
-            print(f"ratio {name} {value:.2f}")
-    for n in notes:
-        print(f"# note: {n}")
+    def phases(s: Side) -> list[str]:
+        if not s.phases:  # only ours records them
+            return []
+        label = " ".join(s.name.split(":")[0].split())
+        return [f"  {label} best run {s.best:.2f}s, of which inside: {s.phase_text()}"]
+
+    cpu_note = "  (cpu s: CPU seconds of this process and its Spark JVM, plus the broker for kafka)"
+    timing.print_report(
+        sides,
+        ratios,
+        GOALS,
+        notes,
+        cpu_note=cpu_note,
+        side_lines=phases,
+        median=False,
+        jobs_width=None,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    timing.setup_logging(args.verbose)
     # kafka-python warns about its own event loop when the 2 cores are busy (Spark + broker)
     logging.getLogger("kafka").setLevel(logging.ERROR)
 
     from lakeloop import delta_io, runlog
     from lakeloop.config import load_config
-    from lakeloop.session import build_spark
     from lakeloop.spec import load_pipeline
 
     bench_dir = BENCH_ROOT / f"ingest-{dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -531,68 +456,48 @@ def main(argv: list[str] | None = None) -> int:
         f"repeats {args.repeats}, spark {cfg.spark.master} driver memory {cfg.spark.driver_memory}"
     )
 
-    notes: list[str] = []
-    sides: list[Side] = []
-    ratios: dict[str, float | None] = {}
-    failed: list[str] = []
+    res = timing.Results()
     phases = Phases()
     phases.wrap(delta_io, "replace_partition", "delta write")
     phases.wrap(delta_io, "append_once", "delta append")
     phases.wrap(runlog, "append", "run-log write")
     phases.wrap(delta_io, "version", "delta version()")  # also inside "delta append"
 
-    t = time.perf_counter()
-    spark = build_spark(cfg, app_name="lakeloop-bench-ingest")
-    say(f"spark {spark.version} session up in {time.perf_counter() - t:.1f}s")
     messages: list = []
-    try:
-        if not args.skip_files:
-            try:
-                ours, base, messages, warm = bench_files(
-                    spark, pipeline, args, bench_dir, phases, notes
+    with timing.spark_session(cfg, "lakeloop-bench-ingest", bench_dir, args.keep) as spark:
+        try:
+            if not args.skip_files:
+                out = res.part(
+                    "files",
+                    lambda: bench_files(spark, pipeline, args, bench_dir, phases, res.notes),
+                    trace_bench_errors=True,
                 )
-                sides += [ours, base]
-                ratios["files_vs_parquet"] = base.best / ours.best
-                notes.append(
-                    f"fixed cost, roughly (2nd warm-up run, {args.warmup_rows:,} rows): "
-                    f"ingest_files {warm[0]:.2f}s, parquet {warm[1]:.2f}s"
+                if out:
+                    ours, base, messages, warm = out
+                    res.sides += [ours, base]
+                    res.ratios["files_vs_parquet"] = base.best / ours.best
+                    res.notes.append(
+                        f"fixed cost, roughly (2nd warm-up run, {args.warmup_rows:,} rows): "
+                        f"ingest_files {warm[0]:.2f}s, parquet {warm[1]:.2f}s"
+                    )
+            if not args.skip_kafka:
+                out = res.part(
+                    "kafka", lambda: bench_kafka(spark, pipeline, args, messages, phases, res.notes)
                 )
-            except Exception as e:
-                failed.append(f"files: {e}")
-                say(f"files: FAILED: {e}")
-                traceback.print_exc()
-        if not args.skip_kafka:
-            try:
-                ours, base, warm = bench_kafka(spark, pipeline, args, messages, phases, notes)
-                sides += [ours, base]
-                ratios["kafka_vs_kafka_python"] = base.best / ours.best
-                notes.append(
-                    f"fixed cost, roughly (2nd warm-up run, {warm[0]:,} messages): "
-                    f"ingest_kafka {warm[1]:.2f}s, kafka-python {warm[2]:.2f}s"
-                )
-            except Exception as e:
-                failed.append(f"kafka: {e}")
-                say(f"kafka: FAILED: {e}")
-                if not isinstance(e, BenchError):
-                    traceback.print_exc()
-    finally:
-        phases.restore()
-        spark.stop()
-        if args.keep:
-            say(f"scratch data kept in {bench_dir}")
-        else:
-            shutil.rmtree(bench_dir, ignore_errors=True)
+                if out:
+                    ours, base, warm = out
+                    res.sides += [ours, base]
+                    res.ratios["kafka_vs_kafka_python"] = base.best / ours.best
+                    res.notes.append(
+                        f"fixed cost, roughly (2nd warm-up run, {warm[0]:,} messages): "
+                        f"ingest_kafka {warm[1]:.2f}s, kafka-python {warm[2]:.2f}s"
+                    )
+        finally:
+            phases.restore()
 
-    if sides:
-        wanted = {
-            "files_vs_parquet": not args.skip_files,
-            "kafka_vs_kafka_python": not args.skip_kafka,
-        }
-        report(sides, {k: ratios.get(k) for k, on in wanted.items() if on}, notes)
-    say(f"done in {time.perf_counter() - T0:.1f}s")
-    for f in failed:
-        print(f"FAILED {f}", file=sys.stderr)
-    return 1 if failed else 0
+    wanted = [] if args.skip_files else ["files_vs_parquet"]
+    wanted += [] if args.skip_kafka else ["kafka_vs_kafka_python"]
+    return res.finish(wanted, report)
 
 
 if __name__ == "__main__":

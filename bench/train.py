@@ -32,20 +32,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
 import os
 import shutil
-import statistics
 import sys
-import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cpu_watch import CpuWatch, cpu_seconds
+import timing
+from cpu_watch import CpuWatch
+from timing import BenchError, Side, add_phase, alternate, say
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_ROOT = ROOT / ".bench"
@@ -66,114 +64,15 @@ DAY = dt.date(2026, 1, 1)  # the prediction date scoring writes
 CV_GRID = {"regParam": [0.001, 0.01, 0.1], "elasticNetParam": [0.0, 0.5]}
 CV_FOLDS = 3
 
-T0 = time.perf_counter()
-PHASES: dict[str, float] = {}  # filled by a side during a timed run, taken by timed_run
-_PHASE_LOCK = threading.Lock()
 SECONDARY: dict[str, str] = {}  # other views of the ratios, printed as comments only
-
-
-def say(msg: str) -> None:
-    print(f"[{time.perf_counter() - T0:7.1f}s] {msg}", flush=True)
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 # --- timing ----------------------------------------------------------------------------------
 
 
-class Side:
-    def __init__(self, name: str, rows: int) -> None:
-        self.name, self.rows = name, rows
-        self.times: list[float] = []
-        self.cpu: list[float] = []
-        self.jobs: list[int] = []
-        self.phases: list[dict[str, float]] = []  # named parts of each run (see PHASES)
-        self.stages: list[dict[str, tuple[int, float]]] = []  # Spark stages of each run
-
-    def best_of(self, per_run: list) -> object:
-        return per_run[self.times.index(self.best)] if len(per_run) == len(self.times) else None
-
-    @property
-    def best(self) -> float:
-        return min(self.times)
-
-    @property
-    def best_cpu(self) -> float:
-        return min(self.cpu)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.times)
-
-
-def timed_run(spark, side: Side, fn: Callable[[], object], rep: int, total: int) -> object:
-    """Run fn once under its own Spark job group; record wall s, CPU s and Spark jobs."""
-    sc = spark.sparkContext
-    group = f"bench-{uuid.uuid4().hex[:8]}"
-    sc.setJobGroup(group, side.name)
-    PHASES.clear()
-    cpu, t = cpu_seconds(), time.perf_counter()
-    try:
-        out = fn()
-    finally:
-        elapsed = time.perf_counter() - t
-        sc.setLocalProperty("spark.jobGroup.id", None)
-    side.times.append(elapsed)
-    side.cpu.append(cpu_seconds() - cpu)
-    side.jobs.append(len(sc.statusTracker().getJobIdsForGroup(group)))
-    side.stages.append(stage_times(sc, group))
-    side.phases.append(dict(PHASES))
-    PHASES.clear()
-    say(
-        f"  run {rep + 1}/{total} {side.name}: {elapsed:.2f}s ({side.rows / elapsed:,.0f} rows/s, "
-        f"{side.cpu[-1]:.1f} CPU s, {side.jobs[-1]} Spark jobs)"
-    )
-    return out
-
-
-def stage_times(sc, group: str) -> dict[str, tuple[int, float]]:
-    """Spark stage call site -> (stages, wall seconds from submission to completion) over the
-    jobs of `group`, from the driver's status store (diagnostic only: {} if unavailable)."""
-    out: dict[str, tuple[int, float]] = {}
-    try:
-        store = sc._jsc.sc().statusStore()
-        for job in sc.statusTracker().getJobIdsForGroup(group):
-            info = sc.statusTracker().getJobInfo(job)
-            for stage in info.stageIds if info else []:
-                data = store.lastStageAttempt(stage)
-                sub, done = data.submissionTime(), data.completionTime()
-                if not (sub.isDefined() and done.isDefined()):
-                    continue  # skipped (its input was already computed)
-                wall = (done.get().getTime() - sub.get().getTime()) / 1000
-                n, t = out.get(data.name(), (0, 0.0))
-                out[data.name()] = (n + 1, t + wall)
-    except Exception:  # a private API of the JVM side; the numbers are extras
-        return {}
-    return out
-
-
-def alternate(spark, repeats: int, runs: list[tuple[Side, Callable[[], object]]]) -> list:
-    """Every side `repeats` times; odd rounds go in reverse order. Returns the last outputs."""
-    last: list = [None] * len(runs)
-    for rep in range(repeats):
-        order = list(enumerate(runs))
-        if rep % 2:
-            order.reverse()
-        for i, (side, fn) in order:
-            last[i] = timed_run(spark, side, fn, rep, repeats)
-    return last
-
-
-def add_phase(label: str, seconds: float) -> None:
-    with _PHASE_LOCK:
-        PHASES[label] = PHASES.get(label, 0.0) + seconds
-
-
 @contextmanager
 def timed_methods(targets: list[tuple[type, str, str]]) -> Iterator[None]:
-    """Time calls of (class, method) into PHASES under a label (pyspark's own classes are
+    """Time calls of (class, method) into timing.PHASES under a label (pyspark's own classes are
     wrapped for the block; nothing in src/ changes)."""
     undo: list[Callable[[], None]] = []
     for cls, attr, label in targets:
@@ -322,9 +221,8 @@ def bench_fit(spark, args, data: dict[str, str], notes: list[str]):
             say(f"  warm-up {side.name}: {time.perf_counter() - t:.2f}s")
         say(f"fit: timed runs on {args.rows:,} rows, {args.repeats} per side, order alternating")
         with CpuWatch("the timed fit runs", notes, say, note_always=True):
-            last = alternate(
-                spark, args.repeats, [(s, lambda fn=fn: fn("main")) for s, fn in sides]
-            )
+            runs = [(s, lambda _rep, fn=fn: fn("main")) for s, fn in sides]
+            last = alternate(args.repeats, runs, spark=spark, stages=True)
     ours_model, sk_model = last[0], last[1]
     r2_ours, r2_sk = spark_r2(ours_model, "main"), sklearn_r2(sk_model, "main")
     say(
@@ -420,9 +318,8 @@ def bench_cv(spark, args, data: dict[str, str], notes: list[str]):
                 f"{args.repeats} per side, order alternating"
             )
             with CpuWatch("the timed cv runs", notes, say, note_always=True):
-                last = alternate(
-                    spark, args.repeats, [(s, lambda p=p: cv(main, p)) for s, p in sides]
-                )
+                runs = [(s, lambda _rep, p=p: cv(main, p)) for s, p in sides]
+                last = alternate(args.repeats, runs, spark=spark, stages=True)
     finally:
         warm.unpersist()
         main.unpersist()
@@ -510,7 +407,8 @@ def bench_scoring(spark, args, data: dict[str, str], scratch: Path, model, notes
         "alternating (each of ours replaces the same prediction_date partition)"
     )
     with CpuWatch("the timed scoring runs", notes, say, note_always=True):
-        alternate(spark, args.repeats, [(s, lambda fn=fn: fn("main")) for s, fn in sides])
+        runs = [(s, lambda _rep, fn=fn: fn("main")) for s, fn in sides]
+        alternate(args.repeats, runs, spark=spark, stages=True)
 
     # same rows, same predictions (untimed)
     written = delta_io.read(spark, delta_path)
@@ -593,60 +491,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def report(sides: list[Side], ratios: dict[str, float | None], notes: list[str]) -> None:
-    print()
-    head = ("side", "rows", "best s", "median s", "rows/s", "jobs", "cpu s")
-    print("{:<46} {:>10} {:>7} {:>8} {:>10} {:>5} {:>6}  runs (s)".format(*head))
-    for s in sides:
-        runs = ", ".join(f"{t:.2f}" for t in s.times)
-        print(
-            f"{s.name:<46} {s.rows:>10,} {s.best:>7.2f} {s.median:>8.2f} "
-            f"{s.rows / s.best:>10,.0f} {s.jobs[s.times.index(s.best)]:>5} {s.best_cpu:>6.1f}  "
-            f"{runs}"
-        )
-    print(
-        "  (best of the timed runs counts; jobs: Spark jobs in the best run; cpu s: the least "
-        "CPU seconds of this process + its Spark JVM over the runs)"
+    secondary = [f"# secondary, {name}: {text}" for name, text in SECONDARY.items()]
+    timing.print_report(
+        sides, ratios, GOALS, notes, secondary=secondary, name_width=46, jobs_width=5
     )
-    for s in sides:
-        label = s.name.split(":")[0].strip()
-        ph = s.best_of(s.phases)
-        if ph:
-            parts = ", ".join(f"{k} {v:.2f}s" for k, v in ph.items())
-            print(f"  {label} best run {s.best:.2f}s, of which: {parts}")
-        st = s.best_of(s.stages)
-        if st:
-            top = sorted(st.items(), key=lambda kv: -kv[1][1])[:4]
-            parts = "; ".join(
-                f"{name} {t:.2f}s" + (f" ({n} stages)" if n > 1 else "") for name, (n, t) in top
-            )
-            more = f" (+{len(st) - len(top)} more)" if len(st) > len(top) else ""
-            print(f"  {label} best run, longest Spark stages: {parts}{more}")
-    print()
-    for name, value in ratios.items():
-        if value is None:
-            print(f"# {name}: not measured")
-            continue
-        verdict = "met" if value >= GOALS[name] else "NOT met"
-        print(f"# {name}: goal >= {GOALS[name]:g}, {verdict}")
-    for name, text in SECONDARY.items():
-        print(f"# secondary, {name}: {text}")
-    for name, value in ratios.items():
-        if value is not None:
-            print(f"ratio {name} {value:.2f}")
-    for n in notes:
-        print(f"# note: {n}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    timing.setup_logging(args.verbose)
 
     from lakeloop.config import load_config
-    from lakeloop.session import build_spark
 
     scratch = BENCH_ROOT / f"train-{dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     shutil.rmtree(scratch, ignore_errors=True)
@@ -672,38 +527,20 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.files} Parquet files ({size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f}s"
     )
 
-    t = time.perf_counter()
-    spark = build_spark(cfg, app_name="lakeloop-bench-train")
-    say(f"spark {spark.version} session up in {time.perf_counter() - t:.1f}s")
-
-    notes: list[str] = []
-    sides: list[Side] = []
-    ratios: dict[str, float | None] = {}
-    failed: list[str] = []
+    res = timing.Results()
     model = None
-
-    def run_part(name: str, fn: Callable[[], tuple]) -> tuple | None:
-        try:
-            return fn()
-        except Exception as e:
-            failed.append(f"{name}: {e}")
-            say(f"{name}: FAILED: {e}")
-            if not isinstance(e, BenchError):
-                traceback.print_exc()
-            return None
-
-    try:
+    with timing.spark_session(cfg, "lakeloop-bench-train", scratch, args.keep) as spark:
         if not args.skip_fit:
-            out = run_part("fit", lambda: bench_fit(spark, args, data, notes))
+            out = res.part("fit", lambda: bench_fit(spark, args, data, res.notes))
             if out:
-                sides += out[0]
-                ratios.update(out[1])
+                res.sides += out[0]
+                res.ratios.update(out[1])
                 model = out[2]
         if not args.skip_cv:
-            out = run_part("cv", lambda: bench_cv(spark, args, data, notes))
+            out = res.part("cv", lambda: bench_cv(spark, args, data, res.notes))
             if out:
-                sides += out[0]
-                ratios.update(out[1])
+                res.sides += out[0]
+                res.ratios.update(out[1])
         if not args.skip_scoring:
 
             def scoring() -> tuple:
@@ -714,28 +551,17 @@ def main(argv: list[str] | None = None) -> int:
 
                     rows = model_input(spark.read.parquet(data["main"]), model_spec(), Y, TS)
                     m = build_pipeline(model_spec()).fit(rows)
-                return bench_scoring(spark, args, data, scratch, m, notes)
+                return bench_scoring(spark, args, data, scratch, m, res.notes)
 
-            out = run_part("score", scoring)
+            out = res.part("score", scoring)
             if out:
-                sides += out[0]
-                ratios.update(out[1])
-    finally:
-        spark.stop()
-        if args.keep:
-            say(f"scratch data kept in {scratch}")
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
+                res.sides += out[0]
+                res.ratios.update(out[1])
 
     wanted = [] if args.skip_fit else ["mllib_vs_sklearn"]
     wanted += [] if args.skip_cv else ["cv_parallel_speedup"]
     wanted += [] if args.skip_scoring else ["scoring_vs_bare"]
-    if sides:
-        report(sides, {k: ratios.get(k) for k in wanted}, notes)
-    say(f"done in {time.perf_counter() - T0:.1f}s")
-    for f in failed:
-        print(f"FAILED {f}", file=sys.stderr)
-    return 1 if failed else 0
+    return res.finish(wanted, report)
 
 
 if __name__ == "__main__":

@@ -28,18 +28,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
 import os
 import shutil
-import statistics
 import sys
 import time
-import traceback
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
-from cpu_watch import CpuWatch, cpu_seconds
+import timing
+from cpu_watch import CpuWatch
+from timing import PHASES, BenchError, Side, alternate, say
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_ROOT = ROOT / ".bench"
@@ -50,80 +48,8 @@ WARMUP_ROWS = 20_000
 # The point-in-time scenario (see --help for the knobs).
 PIT_END = dt.date(2026, 1, 1)  # history and label window end here (exclusive)
 
-T0 = time.perf_counter()
-PHASES: dict[str, float] = {}  # filled by a side during a timed run, taken by timed_run
 BOUNDS = "label date bounds (1 agg over the labels, as build_training_set does)"
 SECONDARY: dict[str, float] = {}  # other views of the ratios, printed as comments only
-
-
-def say(msg: str) -> None:
-    print(f"[{time.perf_counter() - T0:7.1f}s] {msg}", flush=True)
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-# --- noise: what else is using the 2 cores ---------------------------------------------------
-
-# --- timing ----------------------------------------------------------------------------------
-
-
-class Side:
-    def __init__(self, name: str, rows: int) -> None:
-        self.name, self.rows = name, rows
-        self.times: list[float] = []
-        self.cpu: list[float] = []
-        self.jobs: list[int] = []
-        self.phases: list[dict[str, float]] = []  # named parts of each run (see PHASES)
-
-    @property
-    def best(self) -> float:
-        return min(self.times)
-
-    @property
-    def best_cpu(self) -> float:
-        return min(self.cpu)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.times)
-
-
-def timed_run(spark, side: Side, fn: Callable[[], object], rep: int, total: int) -> object:
-    """Run fn once under its own Spark job group; record wall s, CPU s and Spark jobs."""
-    sc = spark.sparkContext
-    group = f"bench-{uuid.uuid4().hex[:8]}"
-    sc.setJobGroup(group, side.name)
-    PHASES.clear()
-    cpu, t = cpu_seconds(), time.perf_counter()
-    try:
-        out = fn()
-    finally:
-        elapsed = time.perf_counter() - t
-        sc.setLocalProperty("spark.jobGroup.id", None)
-    side.times.append(elapsed)
-    side.cpu.append(cpu_seconds() - cpu)
-    side.jobs.append(len(sc.statusTracker().getJobIdsForGroup(group)))
-    side.phases.append(dict(PHASES))
-    PHASES.clear()
-    say(
-        f"  run {rep + 1}/{total} {side.name}: {elapsed:.2f}s ({side.rows / elapsed:,.0f} rows/s, "
-        f"{side.cpu[-1]:.1f} CPU s, {side.jobs[-1]} Spark jobs)"
-    )
-    return out
-
-
-def alternate(spark, repeats: int, runs: list[tuple[Side, Callable[[], object]]]) -> list:
-    """Every side `repeats` times; odd rounds go in reverse order. Returns the last outputs."""
-    last: list = [None] * len(runs)
-    for rep in range(repeats):
-        order = list(enumerate(runs))
-        if rep % 2:
-            order.reverse()
-        for i, (side, fn) in order:
-            last[i] = timed_run(spark, side, fn, rep, repeats)
-    return last
 
 
 # --- 1. the gate -----------------------------------------------------------------------------
@@ -360,7 +286,8 @@ def bench_gate(spark, args, scratch: Path, notes: list[str]) -> tuple[list[Side]
     read["main"]().agg(F.max("listing_id")).collect()
     say(f"gate: timed runs on {args.rows:,} rows, {args.repeats} per side, order alternating")
     with CpuWatch("the timed gate runs", notes, say, note_always=True):
-        last = alternate(spark, args.repeats, [(s, lambda fn=fn: fn("main")) for s, fn in sides])
+        runs = [(s, lambda _rep, fn=fn: fn("main")) for s, fn in sides]
+        last = alternate(args.repeats, runs, spark=spark)
     if last[1] != args.rows:
         raise BenchError(f"one-scan counted {last[1]} rows, expected {args.rows}")
     check("gate", args.rows, last[0], last[2] if len(last) > 2 else None)
@@ -547,7 +474,8 @@ def bench_pit(spark, args, scratch: Path, notes: list[str]) -> tuple[list[Side],
         say(f"  warm-up {side.name}: {time.perf_counter() - t:.2f}s")
     say(f"pit: timed runs, {args.repeats} per side, order alternating (noop write of all columns)")
     with CpuWatch("the timed pit runs", notes, say, note_always=True):
-        alternate(spark, args.repeats, [(s, lambda fn=fn: noop(fn("main"))) for s, fn in sides])
+        runs = [(s, lambda _rep, fn=fn: noop(fn("main"))) for s, fn in sides]
+        alternate(args.repeats, runs, spark=spark)
     ratio = sides[1][0].best / sides[0][0].best
     SECONDARY["pit_vs_naive_join"] = sides[1][0].best_cpu / sides[0][0].best_cpu
     bounds = [p.get(BOUNDS, 0.0) for p in sides[0][0].phases]
@@ -585,54 +513,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def report(sides: list[Side], ratios: dict[str, float | None], notes: list[str]) -> None:
-    print()
-    head = ("side", "rows", "best s", "median s", "rows/s", "jobs", "cpu s")
-    print("{:<44} {:>10} {:>7} {:>8} {:>10} {:>4} {:>6}  runs (s)".format(*head))
-    for s in sides:
-        runs = ", ".join(f"{t:.2f}" for t in s.times)
-        print(
-            f"{s.name:<44} {s.rows:>10,} {s.best:>7.2f} {s.median:>8.2f} "
-            f"{s.rows / s.best:>10,.0f} {s.jobs[s.times.index(s.best)]:>4} {s.best_cpu:>6.1f}  {runs}"
-        )
-    print(
-        "  (best of the timed runs counts; jobs: Spark jobs in the best run; cpu s: the least "
-        "CPU seconds of this process + its Spark JVM over the runs)"
-    )
-    for s in sides:
-        ph = s.phases[s.times.index(s.best)] if len(s.phases) == len(s.times) else {}
-        if ph:
-            parts = ", ".join(f"{k} {v:.2f}s" for k, v in ph.items())
-            print(f"  {s.name.split(':')[0].strip()} best run {s.best:.2f}s, of which: {parts}")
-    print()
-    for name, value in ratios.items():
-        if value is None:
-            print(f"# {name}: not measured")
-            continue
-        verdict = "met" if value >= GOALS[name] else "NOT met"
-        print(f"# {name}: goal >= {GOALS[name]:g}, {verdict}")
-    for name, value in SECONDARY.items():
-        what = (
-            "wall s" if "join only" in name else "CPU s (least of the runs, this process + its JVM)"
-        )
-        print(f"# secondary, by {what}: {name} {value:.2f}")
-    for name, value in ratios.items():
-        if value is not None:
-            print(f"ratio {name} {value:.2f}")
-    for n in notes:
-        print(f"# note: {n}")
+    cpu = "CPU s (least of the runs, this process + its JVM)"
+    secondary = [
+        f"# secondary, by {'wall s' if 'join only' in name else cpu}: {name} {value:.2f}"
+        for name, value in SECONDARY.items()
+    ]
+    timing.print_report(sides, ratios, GOALS, notes, secondary=secondary)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    timing.setup_logging(args.verbose)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
     from lakeloop.config import load_config
-    from lakeloop.session import build_spark
 
     scratch = BENCH_ROOT / f"validate-{uuid.uuid4().hex[:12]}"
     shutil.rmtree(scratch, ignore_errors=True)
@@ -643,51 +537,23 @@ def main(argv: list[str] | None = None) -> int:
         f"{cfg.spark.master}, driver memory {cfg.spark.driver_memory}, shuffle partitions "
         f"{cfg.spark.shuffle_partitions}; load avg {os.getloadavg()[0]:.1f}"
     )
-    t = time.perf_counter()
-    spark = build_spark(cfg, app_name="lakeloop-bench-validate")
-    say(f"spark {spark.version} session up in {time.perf_counter() - t:.1f}s")
-
-    notes: list[str] = []
-    sides: list[Side] = []
-    ratios: dict[str, float | None] = {}
-    failed: list[str] = []
-    try:
-        try:
-            s, r = bench_gate(spark, args, scratch, notes)
-            sides += s
-            ratios.update(r)
-        except Exception as e:
-            failed.append(f"gate: {e}")
-            say(f"gate: FAILED: {e}")
-            if not isinstance(e, BenchError):
-                traceback.print_exc()
+    res = timing.Results()
+    with timing.spark_session(cfg, "lakeloop-bench-validate", scratch, args.keep) as spark:
+        out = res.part("gate", lambda: bench_gate(spark, args, scratch, res.notes))
+        if out:
+            res.sides += out[0]
+            res.ratios.update(out[1])
         if not args.skip_pit:
-            try:
-                s, r, scenario = bench_pit(spark, args, scratch, notes)
-                sides += s
-                ratios.update(r)
-                notes.append(f"pit_vs_naive_join scenario: {scenario}")
-            except Exception as e:
-                failed.append(f"pit: {e}")
-                say(f"pit: FAILED: {e}")
-                if not isinstance(e, BenchError):
-                    traceback.print_exc()
-    finally:
-        spark.stop()
-        if args.keep:
-            say(f"scratch data kept in {scratch}")
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
+            out = res.part("pit", lambda: bench_pit(spark, args, scratch, res.notes))
+            if out:
+                res.sides += out[0]
+                res.ratios.update(out[1])
+                res.notes.append(f"pit_vs_naive_join scenario: {out[2]}")
 
     wanted = ["gate_vs_one_scan"]
     wanted += [] if args.skip_gx else ["gate_vs_gx_default"]
     wanted += [] if args.skip_pit else ["pit_vs_naive_join"]
-    if sides:
-        report(sides, {k: ratios.get(k) for k in wanted}, notes)
-    say(f"done in {time.perf_counter() - T0:.1f}s")
-    for f in failed:
-        print(f"FAILED {f}", file=sys.stderr)
-    return 1 if failed else 0
+    return res.finish(wanted, report)
 
 
 if __name__ == "__main__":
