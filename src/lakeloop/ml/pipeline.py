@@ -5,8 +5,8 @@ Stages, in order: Imputer (the spec's `impute` columns) -> StringIndexer per cat
 (unseen and null categories go to an extra index) -> OneHotEncoder (linear models only; trees
 split on the indices, which the assembler marks as nominal) -> VectorAssembler -> StandardScaler
 (only with `scale: true`: linear and logistic regression standardize inside MLlib, which saves a
-pass over the data per fit; trees need no scaling) -> the estimator. Intermediate columns carry the `__ll_` prefix so they never
-clash with the training set's own columns."""
+pass over the data per fit; trees need no scaling) -> the estimator. Intermediate columns carry
+the `__ll_` prefix so they never clash with the training set's own columns."""
 
 from __future__ import annotations
 
