@@ -101,6 +101,7 @@ def validate_table(
     except SuiteError as e:
         raise JobError(str(e)) from None
     gated = with_rule_failures(bronze, suite.row_rules).persist()
+    candidates = None
     try:
         passing = normalized(gated.where(F.size(FAILED) == 0), v.cleaning)
         stats = cleaning_stats(passing, v.cleaning).first().asDict()
@@ -146,6 +147,8 @@ def validate_table(
         }
     finally:
         gated.unpersist()
+        if candidates is not None:
+            candidates.unpersist()
     day = F.col(DATE_COLUMN) == F.lit(date)
     n_silver = delta_io.read(spark, silver_path).where(day).count()
     n_quarantine = delta_io.read(spark, quarantine_path).where(day).count()
