@@ -81,7 +81,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_training_set(args: argparse.Namespace) -> int:
-    from lakeloop import delta_io
     from lakeloop.jobs.train import training_set_as_of
     from lakeloop.session import build_spark
     from lakeloop.spec import load_pipeline
@@ -90,11 +89,10 @@ def cmd_training_set(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(cfg, args.pipeline)
     spark = build_spark(cfg, app_name=f"lakeloop-training-set-{pipeline.name}")
     try:
-        df, lin = training_set_as_of(spark, pipeline, args.as_of)
+        df, lin, (rows, checksum) = training_set_as_of(spark, pipeline, args.as_of)
     except JobError as e:
         log.error("training-set failed: %s", e)
         return 1
-    rows, checksum = delta_io.checksum(df)
     if args.out:
         df.write.mode("overwrite").parquet(args.out)
     result = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 
@@ -62,10 +62,12 @@ def read_version(spark: SparkSession, path: str, version: int) -> DataFrame:
     return spark.read.format("delta").option("versionAsOf", version).load(path)
 
 
+def checksum_column(df: DataFrame) -> Column:
+    """An aggregate: an order-independent checksum of every column's values of `df`'s rows."""
+    return F.coalesce(F.sum(F.xxhash64(*df.columns).cast("decimal(38,0)")), F.lit(0)).cast("string")
+
+
 def checksum(df: DataFrame) -> tuple[int, str]:
-    """(rows, an order-independent checksum of every column's values): equal for equal rows."""
-    r = df.agg(
-        F.count(F.lit(1)).alias("n"),
-        F.sum(F.xxhash64(*df.columns).cast("decimal(38,0)")).alias("h"),
-    ).first()
-    return r["n"], str(r["h"] or 0)
+    """(rows, checksum_column): equal for equal rows, whatever their order."""
+    r = df.agg(F.count(F.lit(1)).alias("n"), checksum_column(df).alias("h")).first()
+    return r["n"], r["h"]

@@ -83,8 +83,12 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         )
         rec.add_version(spec.table(key), delta_io.version(spark, path))
         written = delta_io.read(spark, path).where(F.col(PREDICTION_DATE) == F.lit(date))
-        rows, checksum = delta_io.checksum(written)
-        errors = written.where(F.col(ERROR).isNotNull()).count()
+        r = written.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.count(ERROR).alias("errors"),
+            delta_io.checksum_column(written).alias("checksum"),
+        ).first()
+        rows, errors, checksum = r["rows"], r["errors"], r["checksum"]
         rec.output_counts[key] = rows
         rec.output_counts[f"{key}.not_scored"] = errors
         rec.details.update(

@@ -47,6 +47,10 @@ class Decision:
     champion: tracking.ModelRef | None
     champion_score: float | None
 
+    @property
+    def outcome(self) -> str:
+        return "promoted" if self.promoted else "not promoted"
+
 
 def threshold_failures(spec: ModelSpec, metrics: dict[str, float]) -> list[str]:
     out = []
@@ -102,13 +106,19 @@ def evaluate(spec: ModelSpec, scored: DataFrame) -> dict[str, float]:
     return {m: float(mlp.evaluator(spec, m).evaluate(scored)) for m in spec.metrics}
 
 
-def _input_stats(rows: DataFrame, spec: ModelSpec, label: str, time_column: str):
-    has = F.col(HAS_FEATURES) if HAS_FEATURES in rows.columns else F.lit(True)
-    return rows.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.count(F.when(~has, 1)).alias("without_features"),
+def _input_stats(
+    training_set: DataFrame, spec: ModelSpec, label: str, time_column: str, date: dt.date
+) -> Row:
+    """One pass over the whole training set: its row count (`total`, logged for lineage) and,
+    over the labels dated on or before `date`, what the checks below need."""
+    within = F.to_date(time_column) <= F.lit(date)
+    has = within & (F.col(HAS_FEATURES) if HAS_FEATURES in training_set.columns else F.lit(True))
+    return training_set.agg(
+        F.count(F.lit(1)).alias("total"),
+        F.count(F.when(within, 1)).alias("rows"),
+        F.count(F.when(within & ~has, 1)).alias("without_features"),
         F.count(F.when(has & F.col(label).isNull(), 1)).alias("null_label"),
-        F.max(F.to_date(time_column)).alias("last_day"),
+        F.max(F.when(within, F.to_date(time_column))).alias("last_day"),
         *[
             F.count(F.when(has & F.col(c).isNull(), 1)).alias(f"null:{c}")
             for c in mlp.required_columns(spec)
@@ -124,8 +134,7 @@ class TrainingRows:
     path: str
     version: int
     rows: DataFrame  # labels dated <= the run date that have features, + LABEL
-    stats: Row
-    total_rows: int  # the whole table at `version` (logged for lineage)
+    stats: Row  # of _input_stats; `total` is the whole table at `version`
 
 
 def _training_rows(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> TrainingRows:
@@ -142,7 +151,7 @@ def _training_rows(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> Tr
     upto = training_set.where(F.to_date(time_column) <= F.lit(date))
     try:
         rows = model_input(upto, m, label, time_column)  # checks the columns first
-        stats = _input_stats(upto, m, label, time_column)
+        stats = _input_stats(training_set, m, label, time_column, date)
     except ValueError as e:
         raise JobError(f"{table} v{version}: {e}") from None
     if stats["rows"] == 0:
@@ -165,7 +174,7 @@ def _training_rows(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> Tr
             f"{table} v{version}: imputed feature(s) {empty} are null in every training row; "
             "there is nothing to impute from (drop them from model.features or fix upstream)"
         )
-    return TrainingRows(table, path, version, rows, stats, training_set.count())
+    return TrainingRows(table, path, version, rows, stats)
 
 
 def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRecord:
@@ -239,7 +248,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                     tracking.TAG_TABLE: table,
                     tracking.TAG_PATH: src.path,
                     tracking.TAG_VERSION: str(version),
-                    tracking.TAG_ROWS: str(src.total_rows),
+                    tracking.TAG_ROWS: str(stats["total"]),
                 },
                 window=(test_start, stats["last_day"]),
             )
@@ -253,7 +262,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             model=m.name,
             model_version=str(ref.version),
             mlflow_run_id=ref.run_id,
-            decision="promoted" if decision.promoted else "not promoted",
+            decision=decision.outcome,
             reason=decision.reason,
             metric=decision.metric,
             score=f"{decision.new_score:.6g}",
@@ -307,7 +316,7 @@ def _track(
                 tracking.TAG_GIT_SHA: tracking.git_sha(pipeline.cfg.project_root),
                 tracking.TAG_SPEC_HASH: pipeline.spec_hash(),
                 "lakeloop.pipeline": pipeline.name,
-                "lakeloop.decision": "promoted" if decision.promoted else "not promoted",
+                "lakeloop.decision": decision.outcome,
             }
         )
         mlflow.log_params(
@@ -442,9 +451,10 @@ def _apply(client, ref: tracking.ModelRef, decision: Decision) -> None:
 
 def training_set_as_of(
     spark: SparkSession, pipeline: Pipeline, model_version: int
-) -> tuple[DataFrame, tracking.Lineage]:
+) -> tuple[DataFrame, tracking.Lineage, tuple[int, str]]:
     """The exact training set a registered model version learned from: its Delta table at the
-    version logged with the model (time travel), checked against the logged row count."""
+    version logged with the model (time travel), checked against the logged row count, with
+    (rows read, checksum) from one pass (`delta_io.checksum`)."""
     if pipeline.spec.model is None:
         raise JobError(f"pipeline {pipeline.name} has no `model` section")
     client = tracking.configure(pipeline.cfg)
@@ -455,7 +465,7 @@ def training_set_as_of(
         raise JobError(str(e)) from None
     try:
         df = delta_io.read_version(spark, lin.path, lin.delta_version)
-        rows = df.count()
+        rows, checksum = delta_io.checksum(df)
     except PySparkException as e:
         raise JobError(
             f"{lin.table} version {lin.delta_version} at {lin.path} cannot be read (vacuumed, "
@@ -466,7 +476,7 @@ def training_set_as_of(
             f"{lin.table} version {lin.delta_version} has {rows} rows but model "
             f"{ref.name} v{ref.version} was trained on {lin.rows}"
         )
-    return df, lin
+    return df, lin, (rows, checksum)
 
 
 def report(rec: runlog.RunRecord) -> None:

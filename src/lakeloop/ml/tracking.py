@@ -52,13 +52,11 @@ class ModelRef:
 def resolve_uri(cfg: AppConfig, uri: str) -> str:
     """`sqlite:///relative/path.db` -> an absolute path under the project root (created)."""
     prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
-        path = cfg.path(uri[len(prefix) :])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return f"{prefix}{path}"
-    if uri.startswith(prefix):
-        Path(uri[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
-    return uri
+    if not uri.startswith(prefix):
+        return uri
+    path = cfg.path(uri[len(prefix) :])  # absolute paths stay as they are
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"{prefix}{path}"
 
 
 def configure(cfg: AppConfig) -> MlflowClient:

@@ -141,17 +141,13 @@ def scored_entities(
         F.lit(champion.version).alias("model_version"),
         F.lit(champion.run_id).alias("model_run_id"),
     ]
-    if challenger is not None:
-        cols.append(pred("challenger_prediction").alias("challenger_prediction"))
-        if spec.task == "classification":
-            cols.append(pred("challenger_probability").alias("challenger_probability"))
-        cols += [
-            F.lit(challenger.version).alias("challenger_version"),
-            F.lit(challenger.run_id).alias("challenger_run_id"),
-        ]
-    else:
-        cols.append(null("double").alias("challenger_prediction"))
-        if spec.task == "classification":
-            cols.append(null("double").alias("challenger_probability"))
-        cols += [null("int").alias("challenger_version"), null("string").alias("challenger_run_id")]
+    # the challenger's columns are always there (null without one): one schema either way
+    shadow = (lambda name: pred(name)) if challenger else (lambda _name: null("double"))
+    cols.append(shadow("challenger_prediction").alias("challenger_prediction"))
+    if spec.task == "classification":
+        cols.append(shadow("challenger_probability").alias("challenger_probability"))
+    cols += [
+        (F.lit(challenger.version) if challenger else null("int")).alias("challenger_version"),
+        (F.lit(challenger.run_id) if challenger else null("string")).alias("challenger_run_id"),
+    ]
     return scored.select(*cols, F.col(ERROR))
