@@ -27,6 +27,12 @@ class ConfigError(ValueError):
     """Configuration or pipeline spec is invalid. The message names the file and the key."""
 
 
+class SpecError(ConfigError):
+    """The pipeline spec refers to something the data does not have (an unknown column, a SQL
+    expression Spark cannot resolve). Raised by transforms; the message names the spec key
+    (e.g. `features.columns.total_rooms`) and the column. Jobs exit with code 2 on it."""
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
