@@ -1,8 +1,11 @@
 """One typed configuration: `conf/base/*.yaml` overlaid by `conf/<env>/*.yaml` and `--set` pairs.
 
 Validated at start. Unknown keys and missing values are errors that name the file and the key.
-Secrets never live in YAML: a key that looks like a secret must be given as `<key>_env`, the name
-of an environment variable, and is read from the environment only when used.
+Secrets never live in YAML or `--set`: a key whose dotted path names a credential (see
+`is_secret_key`) must be given as `<key>_env` (or, for Spark settings, under
+`spark.extra_conf_env`), the name of an environment variable. Its value is read from the
+environment only when used, held as a `SecretStr`, and registered with `mask` so that no log line,
+run-log row, MLflow tag or report ever shows it.
 """
 
 from __future__ import annotations
@@ -15,12 +18,58 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ENV = "dev"
-_SECRET_KEY = re.compile(r"(password|secret|token|api_key|credential)s?$", re.IGNORECASE)
+MASK = "***"
+# A credential word anywhere in a key's dotted path (`spark.hadoop.fs.s3a.secret.key`,
+# `kafka.sasl_password`, `options.sasl.jaas.config`, `auth.api_key` ...).
+_CREDENTIAL = re.compile(
+    r"passw(or)?d|secret|token|credential|access[._-]?key|secret[._-]?key|api[._-]?key"
+    r"|private[._-]?key|sasl[._]jaas[._]config",
+    re.IGNORECASE,
+)
+# Under an auth section any `*_key` / `*.key` is a credential too (`auth.client_key`).
+_AUTH_SECTION = re.compile(r"(^|[._])(auth\w*|sasl|ssl|security|credentials?)([._]|$)", re.I)
+_KEYISH = re.compile(r"[._-]key$", re.IGNORECASE)
+_SECRET_VALUES: set[str] = set()
+
+
+def is_secret_key(path: str) -> bool:
+    """True when the dotted key path names a credential. A segment ending in `_env` holds the
+    name of an environment variable, not a secret, so paths through one are never secrets."""
+    if any(seg.lower().endswith("_env") for seg in path.split(".")):
+        return False
+    return bool(_CREDENTIAL.search(path) or (_AUTH_SECTION.search(path) and _KEYISH.search(path)))
+
+
+def register_secret(value: str) -> None:
+    """Remember a secret value so that `mask` hides it wherever text leaves the process."""
+    if value and len(value) >= 4:  # shorter values would mask ordinary text
+        _SECRET_VALUES.add(value)
+
+
+def mask(text: str) -> str:
+    """`text` with every secret value read so far replaced by ***."""
+    for value in sorted(_SECRET_VALUES, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+def masked_tree(value: Any, path: str = "") -> Any:
+    """A JSON-like tree with credential keys' values and secret values replaced by ***."""
+    if isinstance(value, dict):
+        return {
+            k: masked_tree(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [masked_tree(v, path) for v in value]
+    if value is not None and is_secret_key(path):
+        return MASK
+    return mask(value) if isinstance(value, str) else value
 
 
 class ConfigError(ValueError):
@@ -46,8 +95,11 @@ class SparkSettings(Strict):
     jars_dir: Path = Path(".jars/spark")
     # Passed verbatim to the builder; keys must start with "spark.".
     extra_conf: dict[str, str] = Field(default_factory=dict)
+    # Spark settings whose values are secrets: Spark key -> the environment variable holding
+    # the value (e.g. spark.hadoop.fs.s3a.secret.key: AWS_SECRET_ACCESS_KEY).
+    extra_conf_env: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("extra_conf")
+    @field_validator("extra_conf", "extra_conf_env")
     @classmethod
     def _spark_keys(cls, v: dict[str, str]) -> dict[str, str]:
         bad = [k for k in v if not k.startswith("spark.")]
@@ -107,18 +159,21 @@ class AppConfig(Strict):
         p = Path(p)
         return p if p.is_absolute() else (self.project_root / p)
 
-    def secret(self, env_var: str | None) -> str | None:
-        """Read a secret from the environment (never from YAML)."""
+    def secret(self, env_var: str | None) -> SecretStr | None:
+        """Read a secret from the environment (never from YAML); registered with `mask`."""
         if env_var is None:
             return None
         value = os.environ.get(env_var)
         if value is None:
             raise ConfigError(f"environment variable {env_var} is not set (needed for a secret)")
-        return value
+        register_secret(value)
+        return SecretStr(value)
 
     def redacted(self) -> dict[str, Any]:
-        """The config as a dict fit for logs: no secret values (only env var names are held)."""
-        return self.model_dump(mode="json")
+        """The config as a dict fit for logs, run logs and reports: every credential key's value
+        and every secret value read so far shows as *** (env var names stay: they are not
+        secrets)."""
+        return masked_tree(self.model_dump(mode="json"))
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -168,18 +223,27 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _check_no_literal_secrets(data: dict[str, Any], source: str) -> None:
+def check_no_literal_secrets(data: dict[str, Any], source: str) -> None:
+    """A credential key with a literal value anywhere in `data` (a config file, `--set`, a
+    pipeline spec) is an error naming the key and what to write instead."""
     for key, value in _flatten(data).items():
-        leaf = key.rsplit(".", 1)[-1]
-        if _SECRET_KEY.search(leaf) and not leaf.endswith("_env") and value is not None:
-            raise ConfigError(
-                f"{source}: key {key} holds a secret in the file; secrets come only from "
-                f"environment variables: use {leaf}_env: <ENV_VAR_NAME> instead"
-            )
+        if isinstance(value, dict) or value is None or not is_secret_key(key):
+            continue
+        head, _, leaf = key.rpartition(".")
+        if head.endswith("extra_conf"):
+            fix = f"{head}_env: {{{leaf}: <ENV_VAR_NAME>}}"
+        else:
+            fix = f"{key}_env: <ENV_VAR_NAME>"
+        raise ConfigError(
+            f"{source}: key {key} holds a literal secret; secrets come only from environment "
+            f"variables: use {fix} instead"
+        )
 
 
 def parse_set_pairs(pairs: list[str]) -> dict[str, Any]:
-    """`["spark.master=local[1]", "lakehouse_root=/tmp/x"]` -> nested dict (values parsed as YAML)."""
+    """`["spark.master=local[1]", "lakehouse_root=/tmp/x"]` -> nested dict (values parsed as YAML).
+    Under `extra_conf`/`extra_conf_env` the rest of the key is one Spark setting name:
+    `spark.extra_conf.spark.sql.ansi.enabled=false`."""
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
@@ -187,6 +251,10 @@ def parse_set_pairs(pairs: list[str]) -> dict[str, Any]:
         key, raw = pair.split("=", 1)
         node = out
         parts = key.strip().split(".")
+        for i, part in enumerate(parts[:-1]):
+            if part in ("extra_conf", "extra_conf_env"):
+                parts = [*parts[: i + 1], ".".join(parts[i + 1 :])]
+                break
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = yaml.safe_load(raw) if raw else ""
@@ -237,7 +305,7 @@ def load_config(
     if overrides:
         sources.append(("--set", overrides))
     for name, data in sources:
-        _check_no_literal_secrets(data, name)
+        check_no_literal_secrets(data, name)
         merged = _deep_merge(merged, data)
         origins.update({k: name for k in _flatten(data)})
     merged["env"] = env

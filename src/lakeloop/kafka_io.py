@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import SecretStr
+
 from lakeloop.config import AppConfig
 from lakeloop.spec import KafkaSource
+
+
+def _plain(secret: SecretStr | None) -> str | None:
+    """The value, at the one place it is handed to a client (never logged)."""
+    return secret.get_secret_value() if secret is not None else None
 
 
 def bootstrap(cfg: AppConfig, source: KafkaSource | None = None) -> str:
@@ -20,8 +27,8 @@ def python_client_config(cfg: AppConfig, source: KafkaSource | None = None) -> d
     }
     if k.sasl_mechanism:
         conf["sasl_mechanism"] = k.sasl_mechanism
-        conf["sasl_plain_username"] = cfg.secret(k.sasl_username_env)
-        conf["sasl_plain_password"] = cfg.secret(k.sasl_password_env)
+        conf["sasl_plain_username"] = _plain(cfg.secret(k.sasl_username_env))
+        conf["sasl_plain_password"] = _plain(cfg.secret(k.sasl_password_env))
     return conf
 
 
@@ -37,7 +44,8 @@ def spark_source_options(cfg: AppConfig, source: KafkaSource) -> dict[str, str]:
     if source.max_offsets_per_trigger:
         opts["maxOffsetsPerTrigger"] = str(source.max_offsets_per_trigger)
     if k.sasl_mechanism:
-        user, pwd = cfg.secret(k.sasl_username_env), cfg.secret(k.sasl_password_env)
+        user = _plain(cfg.secret(k.sasl_username_env))
+        pwd = _plain(cfg.secret(k.sasl_password_env))
         opts["kafka.sasl.mechanism"] = k.sasl_mechanism
         opts["kafka.sasl.jaas.config"] = (
             "org.apache.kafka.common.security.plain.PlainLoginModule required "

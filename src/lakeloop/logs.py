@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+
+from lakeloop.config import mask
+
+
+class _MaskingFormatter(logging.Formatter):
+    """Formats as usual, then hides every secret value the config has read (`config.mask`):
+    an exception text that quotes a credential never reaches the terminal or a task log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask(super().format(record))
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -18,12 +29,15 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def configure(level: int = logging.INFO) -> None:
+def configure(level: int | str | None = None) -> None:
+    """One stderr handler on the root logger; level from the argument, else LAKELOOP_LOG_LEVEL,
+    else INFO."""
+    level = level or os.environ.get("LAKELOOP_LOG_LEVEL", "INFO").upper()
     root = logging.getLogger()
     if any(getattr(h, "_lakeloop", False) for h in root.handlers):
         return
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler._lakeloop = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from lakeloop.config import mask
 from lakeloop.schemas import RUN_LOG
 from lakeloop.spec import Pipeline
 
@@ -61,8 +62,8 @@ class RunRecord:
                 for o in self.kafka_offsets
             ],
             self.delta_versions,
-            self.details,
-            self.error,
+            {k: mask(v) for k, v in self.details.items()},
+            mask(self.error) if self.error else None,
         )
 
 

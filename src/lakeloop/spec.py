@@ -16,7 +16,14 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from lakeloop.config import AppConfig, ConfigError, Strict, format_validation_error, read_yaml
+from lakeloop.config import (
+    AppConfig,
+    ConfigError,
+    Strict,
+    check_no_literal_secrets,
+    format_validation_error,
+    read_yaml,
+)
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
@@ -485,6 +492,7 @@ def load_pipeline(cfg: AppConfig, name_or_path: str) -> Pipeline:
     if not path.is_file():
         raise ConfigError(f"pipeline spec {path} does not exist")
     data = read_yaml(path)
+    check_no_literal_secrets(data, str(path))
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as e:

@@ -1,8 +1,11 @@
+import json
+import re
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from lakeloop.config import ConfigError, load_config, parse_set_pairs
+from lakeloop.config import ConfigError, load_config, mask, masked_tree, parse_set_pairs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,8 +66,56 @@ def test_secret_comes_from_env_and_is_not_in_the_log_dump(tmp_path, monkeypatch)
     root = _project(tmp_path, "lakehouse_root: lh\nkafka:\n  sasl_password_env: KPASS\n")
     monkeypatch.setenv("KPASS", "s3cret-value")
     cfg = load_config("dev", project_root=root)
-    assert cfg.secret(cfg.kafka.sasl_password_env) == "s3cret-value"
-    assert "s3cret-value" not in str(cfg.redacted())
+    secret = cfg.secret(cfg.kafka.sasl_password_env)
+    assert isinstance(secret, SecretStr) and secret.get_secret_value() == "s3cret-value"
+    assert "s3cret-value" not in repr(secret) and "s3cret-value" not in str(cfg.redacted())
+    assert mask("jaas: password=\"s3cret-value\";") == 'jaas: password="***";'
+
+
+@pytest.mark.parametrize(
+    "yaml_text, key",
+    [
+        (
+            "spark:\n  extra_conf: {spark.hadoop.fs.s3a.secret.key: AKIAxyz}\n",
+            "spark.extra_conf.spark.hadoop.fs.s3a.secret.key",
+        ),
+        ("kafka:\n  sasl_password: hunter2\n", "kafka.sasl_password"),
+        ("mlflow:\n  auth:\n    client_key: abc\n", "mlflow.auth.client_key"),
+        ("mlflow:\n  token: abc\n", "mlflow.token"),
+    ],
+)
+def test_a_literal_secret_anywhere_is_rejected_with_its_key(tmp_path, yaml_text, key):
+    root = _project(tmp_path, "lakehouse_root: lh\n" + yaml_text)
+    with pytest.raises(ConfigError, match=re.escape(f"key {key} holds a literal secret")):
+        load_config("dev", project_root=root)
+
+
+def test_a_literal_secret_in_a_set_override_is_rejected(tmp_path):
+    root = _project(tmp_path, "lakehouse_root: lh\n")
+    pairs = parse_set_pairs(["spark.extra_conf.spark.hadoop.fs.s3a.access.key=AKIA123"])
+    assert pairs == {"spark": {"extra_conf": {"spark.hadoop.fs.s3a.access.key": "AKIA123"}}}
+    with pytest.raises(ConfigError, match=r"--set: key spark.extra_conf.spark.hadoop.fs.s3a"):
+        load_config("dev", pairs, project_root=root)
+
+
+def test_spark_secret_from_env_reaches_spark_but_no_dump(tmp_path, monkeypatch):
+    from lakeloop.session import session_conf
+
+    root = _project(tmp_path, "lakehouse_root: lh\n")
+    monkeypatch.setenv("S3_SECRET", "wJalrXUtnFEMI-K7MDENG")
+    pairs = parse_set_pairs(["spark.extra_conf_env.spark.hadoop.fs.s3a.secret.key=S3_SECRET"])
+    pairs["spark"]["jars_dir"] = str(ROOT / ".jars/spark")
+    cfg = load_config("dev", pairs, project_root=root)
+    assert session_conf(cfg)["spark.hadoop.fs.s3a.secret.key"] == "wJalrXUtnFEMI-K7MDENG"
+    dumped = json.dumps(cfg.redacted())
+    assert "wJalrXUtnFEMI-K7MDENG" not in dumped and "S3_SECRET" in dumped
+
+
+def test_redacted_masks_credential_keys_even_without_env():
+    tree = {"spark": {"extra_conf": {"spark.hadoop.fs.s3a.secret.key": "x", "spark.a": "b"}}}
+    assert masked_tree(tree) == {
+        "spark": {"extra_conf": {"spark.hadoop.fs.s3a.secret.key": "***", "spark.a": "b"}}
+    }
 
 
 def test_missing_secret_env_is_a_clear_error(tmp_path, monkeypatch):

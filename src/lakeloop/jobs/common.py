@@ -61,6 +61,7 @@ def main_for(
         if on_success:
             on_success(result)
     except (ConfigError, MissingJarsError, JobError) as e:
+        # a bad config or spec (SpecError included) is 2, a run that failed is 1
         log.error("%s failed: %s", job, e)
         return 2 if isinstance(e, ConfigError | MissingJarsError) else 1
     except PySparkException as e:
@@ -68,8 +69,18 @@ def main_for(
         log.debug("Spark error", exc_info=True)
         return 1
     except Py4JJavaError as e:  # JVM errors PySpark does not convert (e.g. from MLlib)
-        log.error("%s failed in the JVM: %s", job, str(e.java_exception)[:2000])
+        log.error("%s failed in the JVM: %s", job, str(e.java_exception).split("\n")[0][:2000])
         log.debug("JVM error", exc_info=True)
+        return 1
+    except Exception as e:  # a bug of lakeloop's: one line, the traceback at DEBUG
+        log.error(
+            "%s failed: %s: %s (an unexpected error; LAKELOOP_LOG_LEVEL=DEBUG shows the "
+            "traceback)",
+            job,
+            type(e).__name__,
+            str(e).split("\n")[0][:2000],
+        )
+        log.debug("unexpected error", exc_info=True)
         return 1
     log.info("%s succeeded", job)
     return 0

@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog, session
+from lakeloop.config import mask
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.ml import pipeline as mlp
 from lakeloop.ml import tracking
@@ -277,7 +278,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             pipeline.root / "reports" / pipeline.name / "models" / f"{m.name}-v{ref.version}.md"
         )
         report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(model_report(pipeline, date, rec, ref, result))
+        report.write_text(mask(model_report(pipeline, date, rec, ref, result)))
         client.log_artifact(ref.run_id, str(report))
         rec.details["report"] = str(report)
     return rec
@@ -292,6 +293,11 @@ class TrainingResult:
     decision: Decision
     lineage: dict[str, str]
     window: tuple[dt.date, dt.date]
+
+
+def _masked(values: dict[str, object]) -> dict[str, str]:
+    """MLflow tags/params as text with secret values hidden (`config.mask`)."""
+    return {k: mask(str(v)) for k, v in values.items()}
 
 
 def _track(
@@ -309,7 +315,8 @@ def _track(
     exp = tracking.experiment_id(client, pipeline.cfg, pipeline)
     with mlflow.start_run(experiment_id=exp, run_name=f"{JOB} {pipeline.name} {date}") as run:
         mlflow.set_tags(
-            {
+            _masked(
+                {
                 **result.lineage,
                 tracking.TAG_RUN_DATE: date.isoformat(),
                 tracking.TAG_RUN_ID: rec.run_id,
@@ -317,10 +324,12 @@ def _track(
                 tracking.TAG_SPEC_HASH: pipeline.spec_hash(),
                 "lakeloop.pipeline": pipeline.name,
                 "lakeloop.decision": decision.outcome,
-            }
+                }
+            )
         )
         mlflow.log_params(
-            {
+            _masked(
+                {
                 "task": m.task,
                 "estimator": m.estimator.type,
                 "label": pipeline.spec.model_label,
@@ -334,7 +343,8 @@ def _track(
                 "test_window": f"{result.window[0]}..{result.window[1]}",
                 **{f"param.{k}": v for k, v in m.estimator.params.items()},
                 **{f"best.{k}": v for k, v in best_params.items()},
-            }
+                }
+            )
         )
         mlflow.log_metrics(
             {
@@ -355,7 +365,7 @@ def _track(
         kind, weights = result.weights
         if weights:
             mlflow.log_dict(weights, f"feature_{kind}s.json")
-        mlflow.log_text(decision.reason, "decision.txt")
+        mlflow.log_text(mask(decision.reason), "decision.txt")
         info = mlflow.spark.log_model(
             result.model,
             artifact_path=tracking.MODEL_ARTIFACT,

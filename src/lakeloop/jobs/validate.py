@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog
+from lakeloop.config import mask
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.quality.gx_runner import TableValidation, validate_table_level
 from lakeloop.quality.rules import (
@@ -201,7 +202,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         ]
         report_dir.mkdir(parents=True, exist_ok=True)
         summary = report_dir / "summary.md"
-        summary.write_text(summary_text(pipeline, date, summaries))
+        summary.write_text(mask(summary_text(pipeline, date, summaries)))
         rec.details["summary"] = str(summary)
         for s in summaries:
             if s.table_level and s.table_level.docs_index:
