@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from lakeloop import cli, delta_io
-from lakeloop.config import load_config
+from lakeloop.config import SpecError, load_config
 from lakeloop.generate import houses as gen
 from lakeloop.jobs import (
     build_features,
@@ -274,7 +274,7 @@ def test_train_failure_paths_are_clear(spark, ml_houses, tmp_path):
     with pytest.raises(JobError, match="no labels dated on or before 2025-12-01"):
         train.run(spark, ml_houses, dt.date(2025, 12, 1))
     unknown = _variant(ml_houses, tmp_path, estimator={"type": "gbt", "params": {"numTrees": 5}})
-    with pytest.raises(JobError, match="GBTRegressor has no such param"):
+    with pytest.raises(SpecError, match="GBTRegressor has no such param"):
         train.run(spark, unknown, AS_OF)
 
 

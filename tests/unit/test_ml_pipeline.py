@@ -15,7 +15,7 @@ from pyspark.ml.regression import LinearRegression, RandomForestRegressor
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from lakeloop.config import ConfigError
+from lakeloop.config import ConfigError, SpecError
 from lakeloop.jobs.train import decide
 from lakeloop.ml import pipeline as mlp
 from lakeloop.ml.tracking import ModelRef
@@ -141,7 +141,7 @@ def test_model_input_keeps_rows_with_features_and_checks_the_label(spark):
     assert out.count() == 2 and out.schema[mlp.LABEL].dataType.simpleString() == "double"
     with pytest.raises(ValueError, match="numeric or boolean label"):
         model_input(df, _spec(), "c", "t")
-    with pytest.raises(ValueError, match="not found"):
+    with pytest.raises(SpecError, match=r"^model.features.numeric \(x\): no such column in"):
         model_input(df.drop("x"), _spec(), "lbl", "t")
 
 

@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog
+from lakeloop.config import SpecError
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.spec import LabelSpec, Pipeline
 from lakeloop.transforms.features import FEATURE_DATE, FEATURE_TS
@@ -24,7 +25,20 @@ JOB = "build_training_set"
 
 
 def label_events(silver: DataFrame, label: LabelSpec, entity_key: str, date: dt.date) -> DataFrame:
-    """The label columns of the label events dated on or before `date`."""
+    """The label columns of the label events dated on or before `date`. A column the spec names
+    that the label table lacks is a SpecError naming the spec key."""
+    wanted = {
+        "label.id": label.id,
+        "entity_key": entity_key,
+        "label.event_time": label.event_time,
+        "label.column": label.column,
+    }
+    unknown = [f"{k} ({c})" for k, c in wanted.items() if c not in silver.columns]
+    if unknown:
+        raise SpecError(
+            f"{', '.join(unknown)}: no such column in the label source (it has: "
+            f"{', '.join(c for c in silver.columns if not c.startswith('_'))})"
+        )
     return silver.where(F.to_date(label.event_time) <= F.lit(date)).select(
         label.id, entity_key, label.event_time, label.column
     )

@@ -26,7 +26,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog, session
-from lakeloop.config import mask
+from lakeloop.config import SpecError, mask
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.ml import pipeline as mlp
 from lakeloop.ml import tracking
@@ -153,6 +153,8 @@ def _training_rows(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> Tr
     try:
         rows = model_input(upto, m, label, time_column)  # checks the columns first
         stats = _input_stats(training_set, m, label, time_column, date)
+    except SpecError as e:  # the spec names a column the training set lacks: exit 2
+        raise SpecError(f"{table} v{version}: {e}") from None
     except ValueError as e:
         raise JobError(f"{table} v{version}: {e}") from None
     if stats["rows"] == 0:
@@ -189,7 +191,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             estimator = mlp.build_pipeline(m)
             grid = mlp.param_grid(estimator, m)
         except mlp.ModelSpecError as e:
-            raise JobError(f"pipeline {pipeline.name}: {e}") from None
+            raise mlp.ModelSpecError(f"pipeline {pipeline.name}: {e}") from None
         src = _training_rows(spark, pipeline, date)
         rows, stats, table, version = src.rows, src.stats, src.table, src.version
         rec.input_counts[spec.label.table] = stats["rows"]
@@ -317,32 +319,32 @@ def _track(
         mlflow.set_tags(
             _masked(
                 {
-                **result.lineage,
-                tracking.TAG_RUN_DATE: date.isoformat(),
-                tracking.TAG_RUN_ID: rec.run_id,
-                tracking.TAG_GIT_SHA: tracking.git_sha(pipeline.cfg.project_root),
-                tracking.TAG_SPEC_HASH: pipeline.spec_hash(),
-                "lakeloop.pipeline": pipeline.name,
-                "lakeloop.decision": decision.outcome,
+                    **result.lineage,
+                    tracking.TAG_RUN_DATE: date.isoformat(),
+                    tracking.TAG_RUN_ID: rec.run_id,
+                    tracking.TAG_GIT_SHA: tracking.git_sha(pipeline.cfg.project_root),
+                    tracking.TAG_SPEC_HASH: pipeline.spec_hash(),
+                    "lakeloop.pipeline": pipeline.name,
+                    "lakeloop.decision": decision.outcome,
                 }
             )
         )
         mlflow.log_params(
             _masked(
                 {
-                "task": m.task,
-                "estimator": m.estimator.type,
-                "label": pipeline.spec.model_label,
-                "features.numeric": ",".join(m.features.numeric),
-                "features.categorical": ",".join(m.features.categorical),
-                "features.impute": json.dumps(m.features.impute),
-                "scaled": m.scaled,
-                "folds": m.tuning.folds,
-                "tuning_metric": m.tuning_metric,
-                "parallelism": pipeline.cfg.training.parallelism,
-                "test_window": f"{result.window[0]}..{result.window[1]}",
-                **{f"param.{k}": v for k, v in m.estimator.params.items()},
-                **{f"best.{k}": v for k, v in best_params.items()},
+                    "task": m.task,
+                    "estimator": m.estimator.type,
+                    "label": pipeline.spec.model_label,
+                    "features.numeric": ",".join(m.features.numeric),
+                    "features.categorical": ",".join(m.features.categorical),
+                    "features.impute": json.dumps(m.features.impute),
+                    "scaled": m.scaled,
+                    "folds": m.tuning.folds,
+                    "tuning_metric": m.tuning_metric,
+                    "parallelism": pipeline.cfg.training.parallelism,
+                    "test_window": f"{result.window[0]}..{result.window[1]}",
+                    **{f"param.{k}": v for k, v in m.estimator.params.items()},
+                    **{f"best.{k}": v for k, v in best_params.items()},
                 }
             )
         )

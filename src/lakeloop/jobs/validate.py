@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog
-from lakeloop.config import mask
+from lakeloop.config import SpecError, mask
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.quality.gx_runner import TableValidation, validate_table_level
 from lakeloop.quality.rules import (
@@ -34,7 +34,13 @@ from lakeloop.quality.rules import (
     with_rule_failures,
 )
 from lakeloop.spec import Pipeline, ValidationSpec
-from lakeloop.transforms.cleaning import FLAGS, cleaned, cleaning_stats, normalized
+from lakeloop.transforms.cleaning import (
+    FLAGS,
+    cleaned,
+    cleaning_stats,
+    normalized,
+    unknown_columns,
+)
 
 log = logging.getLogger(__name__)
 JOB = "validate"
@@ -77,14 +83,11 @@ def quarantine_rows(
     )
 
 
-def validate_table(
-    spark: SparkSession,
-    pipeline: Pipeline,
-    v: ValidationSpec,
-    date: dt.date,
-    rec: runlog.RunRecord,
-    report_dir: Path,
-) -> TableSummary:
+def table_inputs(
+    spark: SparkSession, pipeline: Pipeline, i: int, v: ValidationSpec, date: dt.date
+) -> tuple[CompiledSuite, DataFrame]:
+    """The suite and the day's bronze rows of `expectations[i]`, checked against each other and
+    against the cleaning spec before anything is written."""
     cfg = pipeline.cfg
     try:
         suite = load_suite(cfg.path(cfg.expectations_dir) / v.suite)
@@ -101,6 +104,28 @@ def validate_table(
         check_columns(suite, bronze.columns, pipeline.spec.table(v.source))
     except SuiteError as e:
         raise JobError(str(e)) from None
+    unknown = unknown_columns(v.cleaning, bronze.columns)
+    if unknown:
+        raise SpecError(
+            f"pipeline {pipeline.name}: "
+            + ", ".join(f"expectations[{i}].{k}" for k in unknown)
+            + f": no such column in {pipeline.spec.table(v.source)} (it has: "
+            + ", ".join(c for c in bronze.columns if not c.startswith("_"))
+            + "); nothing was written"
+        )
+    return suite, bronze
+
+
+def validate_table(
+    spark: SparkSession,
+    pipeline: Pipeline,
+    v: ValidationSpec,
+    inputs: tuple[CompiledSuite, DataFrame],
+    date: dt.date,
+    rec: runlog.RunRecord,
+    report_dir: Path,
+) -> TableSummary:
+    suite, bronze = inputs
     gated = with_rule_failures(bronze, suite.row_rules).persist()
     candidates = None
     try:
@@ -182,7 +207,9 @@ def summary_text(pipeline: Pipeline, date: dt.date, summaries: list[TableSummary
                 "- flags on silver rows: "
                 + ", ".join(f"{k} ({n})" for k, n in sorted(s.flags.items()))
             )
-        if s.table_level:
+        if s.table_level and not s.table_level.outcomes:
+            lines.append("- table-level expectations: none in the suite (GX not run)")
+        elif s.table_level:
             for o in s.table_level.outcomes:
                 mark = "pass" if o.success else ("FAIL (blocking)" if o.blocking else "fail")
                 lines.append(f"- {mark}: {o.type} {o.kwargs} observed {o.observed}")
@@ -196,9 +223,11 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         raise JobError(f"pipeline {pipeline.name} declares no `expectations`")
     report_dir = pipeline.root / "reports" / pipeline.name / "validate" / date.isoformat()
     with runlog.recording(spark, pipeline, JOB, date) as rec:
+        specs = pipeline.spec.expectations
+        inputs = [table_inputs(spark, pipeline, i, v, date) for i, v in enumerate(specs)]
         summaries = [
-            validate_table(spark, pipeline, v, date, rec, report_dir)
-            for v in pipeline.spec.expectations
+            validate_table(spark, pipeline, v, inp, date, rec, report_dir)
+            for v, inp in zip(specs, inputs, strict=True)
         ]
         report_dir.mkdir(parents=True, exist_ok=True)
         summary = report_dir / "summary.md"

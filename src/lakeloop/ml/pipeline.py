@@ -33,6 +33,7 @@ from pyspark.ml.param import Params
 from pyspark.ml.regression import GBTRegressor, LinearRegression, RandomForestRegressor
 from pyspark.ml.tuning import ParamGridBuilder
 
+from lakeloop.config import SpecError
 from lakeloop.spec import LOWER_IS_BETTER, ModelSpec
 
 PREFIX = "__ll_"
@@ -54,7 +55,7 @@ ESTIMATORS: dict[tuple[str, str], type[Estimator]] = {
 _RESERVED = {"featuresCol", "labelCol", "predictionCol", "probabilityCol", "rawPredictionCol"}
 
 
-class ModelSpecError(ValueError):
+class ModelSpecError(SpecError):
     """The spec's model section names something MLlib does not have."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from lakeloop.config import SpecError
 from lakeloop.quality.rules import FAILED
 from lakeloop.spec import CleaningSpec, OutlierRule
 
@@ -23,13 +24,26 @@ def _quantiles(rule: OutlierRule) -> tuple[float, float]:
     return (0.25, 0.75) if rule.method == "iqr" else (rule.lower, rule.upper)
 
 
-def _missing_columns(spec: CleaningSpec, df: DataFrame) -> None:
-    used = [*spec.normalize, *spec.missing, *spec.outliers]
+def unknown_columns(spec: CleaningSpec, columns: list[str]) -> list[str]:
+    """`cleaning.<part>.<column>` for every column the cleaning spec names that `columns`
+    lacks, in spec order."""
+    used = [
+        (f"{part}.{c}", c)
+        for part in ("normalize", "missing", "outliers")
+        for c in getattr(spec, part)
+    ]
     if spec.dedup:
-        used += [*spec.dedup.key, *spec.dedup.order_by]
-    missing = sorted(set(used) - set(df.columns))
-    if missing:
-        raise ValueError(f"cleaning refers to column(s) {missing} that the table does not have")
+        used += [(f"dedup.key.{c}", c) for c in spec.dedup.key]
+        used += [(f"dedup.order_by.{c}", c) for c in spec.dedup.order_by]
+    return [f"cleaning.{key}" for key, c in used if c not in columns]
+
+
+def _missing_columns(spec: CleaningSpec, df: DataFrame) -> None:
+    unknown = unknown_columns(spec, df.columns)
+    if unknown:
+        raise SpecError(
+            f"{', '.join(unknown)}: no such column in the table (it has: {', '.join(df.columns)})"
+        )
 
 
 def normalized(df: DataFrame, spec: CleaningSpec) -> DataFrame:

@@ -12,11 +12,11 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakeloop.config import SpecError
 from lakeloop.ml.pipeline import (
     LABEL,
     PREDICTION,
     PROBABILITY,
-    input_columns,
     required_columns,
 )
 from lakeloop.spec import ModelSpec
@@ -37,10 +37,20 @@ class ScoringModel:
     run_id: str
 
 
-def _missing(df: DataFrame, columns: list[str], what: str) -> None:
-    absent = [c for c in columns if c not in df.columns]
+def _spec_columns(spec: ModelSpec, **others: str) -> dict[str, str]:
+    """Column -> the spec key that names it: the model's features, plus `others` (key=column)."""
+    keys = {c: "model.features.numeric" for c in spec.features.numeric}
+    keys.update({c: "model.features.categorical" for c in spec.features.categorical})
+    keys.update({c: k.replace("__", ".") for k, c in others.items()})
+    return keys
+
+
+def _missing(df: DataFrame, columns: dict[str, str], what: str) -> None:
+    """A SpecError naming the spec key and column of each of `columns` that `df` lacks."""
+    absent = [f"{key} ({c})" for c, key in columns.items() if c not in df.columns]
     if absent:
-        raise ValueError(f"{what}: column(s) {absent} not found (has {sorted(df.columns)})")
+        has = ", ".join(c for c in df.columns if not c.startswith("_"))
+        raise SpecError(f"{', '.join(absent)}: no such column in {what} (it has: {has})")
 
 
 def model_input(
@@ -49,7 +59,11 @@ def model_input(
     """Training rows that have features, every column kept (a champion trained on another spec
     may read others), plus the label as a double in LABEL. Booleans become 0/1; a string label
     is an error (index it upstream)."""
-    _missing(training_set, [*input_columns(spec), label, time_column], "training set")
+    _missing(
+        training_set,
+        _spec_columns(spec, model__label=label, label__event_time=time_column),
+        "the training set",
+    )
     dtype = training_set.schema[label].dataType
     if not isinstance(dtype, T.NumericType | T.BooleanType):
         raise ValueError(
@@ -105,7 +119,11 @@ def scored_entities(
     """One row per entity: its champion prediction (and the challenger's beside it, shadow
     scoring), with the models' name/version/run id on every row. An entity missing a required
     (non-imputed) feature is kept with null predictions and `_error` naming the features."""
-    _missing(entities, [entity_key, timestamp, *input_columns(spec)], "entities")
+    _missing(
+        entities,
+        _spec_columns(spec, entity_key=entity_key, features__timestamp=timestamp),
+        "the feature table",
+    )
     required = required_columns(spec)
     missing = F.concat_ws(
         ", ", *[F.when(F.col(c).isNull(), F.lit(c)) for c in required] or [F.lit(None)]

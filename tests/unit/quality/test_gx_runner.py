@@ -142,3 +142,16 @@ def test_repeat_calls_add_runs_to_the_same_docs_site(df, tmp_path):
     assert len(pages) == 2  # the first run's page is kept (and linked from the index)
     index = result.docs_index.read_text()
     assert all(p.parent.name in index for p in pages)
+
+
+def test_a_suite_without_table_level_expectations_skips_gx(df, tmp_path, monkeypatch):
+    import great_expectations as gx
+
+    def no_gx(*_a, **_k):
+        raise AssertionError("GX must not be called for an empty table-level suite")
+
+    monkeypatch.setattr(gx, "get_context", no_gx)
+    result = validate_table_level(df, _suite(), tmp_path / "docs", "empty-run")
+    assert result == TableValidation(suite_name="houses_table", success=True)
+    assert result.outcomes == [] and result.blocking_failures == []
+    assert not (tmp_path / "docs").exists()

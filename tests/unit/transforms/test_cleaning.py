@@ -2,6 +2,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from lakeloop.config import SpecError
 from lakeloop.quality.rules import FAILED
 from lakeloop.spec import CleaningSpec
 from lakeloop.transforms.cleaning import FLAGS, cleaned, cleaning_stats, normalized
@@ -96,5 +97,5 @@ def test_normalize_strings(spark):
 
 def test_unknown_column_is_a_clear_error(spark):
     spec = CleaningSpec.model_validate({"missing": {"nope": {"strategy": "drop"}}})
-    with pytest.raises(ValueError, match=r"\['nope'\]"):
+    with pytest.raises(SpecError, match=r"^cleaning.missing.nope: no such column"):
         normalized(spark.createDataFrame([("a", 1, 1.0, "x", [])], SCHEMA), spec)
