@@ -1,6 +1,7 @@
 """`lakeloop demo` / `make demo`: the whole lifecycle on the embedded defaults.
 
-Starts the local Kafka broker, generates the houses example (files + sale events, with faults),
+Starts the local Kafka broker, generates the houses example (files + sale events, with faults,
+and with the first day a backlog of past sales that fills the features' 90-day windows),
 ingests every day's files and the Kafka topic into bronze Delta, validates each day into silver
 + quarantine (with GX Data Docs and a summary), builds the feature table and the point-in-time
 training set, trains and registers a model in MLflow (it becomes the champion only through the

@@ -155,11 +155,18 @@ class ValidationSpec(Strict):
 
 
 class AggregateJoin(Strict):
-    """Enrich the aggregate's source rows with columns of another table (joined on `key`)."""
+    """Enrich each of the aggregate's source events with `columns` of another table, joined on
+    `key` as of the event: of that table's rows for the key with `time` <= the event's time,
+    the latest by (`time`, *`order_by`) — e.g. a sale gets its listing's sqft as listed before
+    it sold, never a later relisting (so a backfill gives what the daily run gave). `order_by`
+    breaks ties between rows with the same `time` (by default the latest ingested, then the
+    last in its file). An event with no such row gets nulls."""
 
     table: str
     key: str
     columns: list[str] = Field(min_length=1)
+    time: str  # the table's event time, e.g. listed_at
+    order_by: list[str] = Field(default_factory=lambda: ["_ingest_date", "_source_position"])
 
 
 class WindowAggregate(Strict):

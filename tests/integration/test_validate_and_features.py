@@ -215,6 +215,26 @@ def test_features_merge_idempotent_and_backfill_matches_daily(spark, full_houses
     assert early.where("zip_sales_90d > 0").count() == 0
 
 
+AGGREGATES = ("zip_median_price_90d", "zip_sales_90d", "zip_median_price_per_sqft_90d")
+
+
+def test_most_entities_have_window_aggregates(spark, full_houses):
+    """The generator's backlog of past sales (with the first day) fills the 90-day windows: the
+    second day's listings have a zipcode median, a sales count and a median price per sqft."""
+    p = full_houses
+    build_features.backfill(spark, p, D1, D3)
+    day2 = delta_io.read(spark, p.table_path("features")).where(F.col("feature_date") == D2)
+    r = day2.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.count_if(F.col("zip_sales_90d") > 0).alias("zip_sales_90d"),
+        F.count("zip_median_price_90d").alias("zip_median_price_90d"),
+        F.count("zip_median_price_per_sqft_90d").alias("zip_median_price_per_sqft_90d"),
+    ).first()
+    assert r.n > 150, r
+    for c in AGGREGATES:
+        assert r[c] >= 0.8 * r.n, (c, r)
+
+
 def test_backfill_in_chunks_equals_one_chunk(spark, full_houses, tmp_path):
     p = full_houses
     build_features.backfill(spark, p, D1, D3)

@@ -11,6 +11,13 @@ best achievable R^2 is known (see `expected_r2`). Faults injected at rate `malfo
 * valid but dirty rows at the same rate: missing values, outliers (sqft x 10), and quoted
   newlines/commas inside the CSV description field (valid CSV that naive parsers break on)
 
+History: the first day also carries a backlog of past sales (`history`, by default as many as
+`rows_per_day` when sales are produced): sales dated in the HISTORY_DAYS before the first day,
+produced to Kafka with that day's, and their listings (listed 5-45 days before the sale, ids
+from HISTORY_ID_OFFSET) in an extra file `history.csv` of the first day. So the windowed
+aggregates (e.g. the 90-day median sale price per zipcode) have sales to see from the first
+day on, as they would in a lakehouse that did not start empty.
+
 A manifest per day (landing/<pipeline>/_manifests/date=D.json) counts what was written and
 injected, so tests can check that ingestion captured every row.
 """
@@ -34,6 +41,8 @@ ZIP_EFFECT = {f"98{100 + i:03d}": (i - 10) * 9_000.0 for i in range(20)}
 CONDITION_EFFECT = {"poor": -25_000.0, "fair": -8_000.0, "good": 0.0, "excellent": 30_000.0}
 NOISE_SD = 15_000.0
 DRIFT_PRICE_FACTOR = 1.25
+HISTORY_DAYS = 85  # backlog sales fall in the 85 days before the first day
+HISTORY_ID_OFFSET = 500_000  # backlog listing ids: L<listed date>-5xxxxx
 REFERENCE_YEAR = 2026
 WORDS = [
     "bright",
@@ -154,23 +163,39 @@ def _write_json(
     return len(rows)
 
 
+def _sale(
+    rng: random.Random, row: dict[str, Any], sold: dt.datetime, drifted: bool
+) -> dict[str, Any]:
+    price = true_price(row, drifted) + rng.gauss(0, NOISE_SD)
+    return {
+        "sale_id": f"S{row['listing_id'][1:]}",
+        "listing_id": row["listing_id"],
+        "zipcode": row["zipcode"],
+        "sale_price": round(price, 2),
+        "sold_at": sold.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
 def _sales(rng: random.Random, rows: list[dict[str, Any]], drifted: bool) -> list[dict[str, Any]]:
     sales = []
     for row in rows:
         if rng.random() < 0.6:
             listed = dt.datetime.fromisoformat(row["listed_at"])
             sold = listed + dt.timedelta(days=rng.randint(5, 45), seconds=rng.randrange(86_400))
-            price = true_price(row, drifted) + rng.gauss(0, NOISE_SD)
-            sales.append(
-                {
-                    "sale_id": f"S{row['listing_id'][1:]}",
-                    "listing_id": row["listing_id"],
-                    "zipcode": row["zipcode"],
-                    "sale_price": round(price, 2),
-                    "sold_at": sold.strftime("%Y-%m-%dT%H:%M:%S"),
-                }
-            )
+            sales.append(_sale(rng, row, sold, drifted))
     return sales
+
+
+def _history(rng: random.Random, day: dt.date, n: int) -> list[tuple[dict[str, Any], dt.datetime]]:
+    """n past listings with their sale time: sold in the HISTORY_DAYS before `day`, listed 5-45
+    days before the sale, so all of it precedes `day`."""
+    start = dt.datetime.combine(day, dt.time())
+    out = []
+    for i in range(n):
+        sold = start - dt.timedelta(seconds=rng.randrange(1, HISTORY_DAYS * 86_400))
+        listed_day = (sold - dt.timedelta(days=rng.randint(5, 45))).date()
+        out.append((_listing(rng, listed_day, HISTORY_ID_OFFSET + i, drifted=False), sold))
+    return out
 
 
 def _encode_sales(
@@ -207,8 +232,10 @@ def generate_day(
     malformed: float = 0.0,
     drifted: bool = False,
     seed: int = 7,
+    history: int = 0,
 ) -> tuple[dict[str, int], list]:
-    """Write one day's listing files; return the manifest counts and the encoded sale events."""
+    """Write one day's listing files; return the manifest counts and the encoded sale events.
+    `history` > 0 adds that many past sales and their listings (see the module docstring)."""
     rng = random.Random(seed * 1_000_003 + day.toordinal())
     counts: dict[str, int] = {
         k: 0
@@ -230,6 +257,8 @@ def generate_day(
             "bad_messages",
             "kafka_not_json",
             "kafka_wrong_type",
+            "history_listings",
+            "history_sales",
         )
     }
     listings = [_listing(rng, day, i, drifted) for i in range(rows)]
@@ -255,8 +284,25 @@ def generate_day(
             malformed,
             counts,
         )
-    counts["listings"] = counts["csv_records"] + counts["json_records"]
     sales = _sales(rng, listings, drifted)
+    for src in sources.values():  # a re-run without history leaves no stale backlog file
+        _file_path(pipeline, src, day, "history").unlink(missing_ok=True)
+    if history:
+        hrng = random.Random(f"history-{seed}-{day.isoformat()}")
+        past = _history(hrng, day, history)
+        old = [row for row, _ in past]
+        for row in old:
+            _dirty(hrng, row, malformed, counts)
+        src = sources.get("csv") or sources["json"]
+        path = _file_path(pipeline, src, day, "history")
+        if src.format == "csv":
+            cols = [c.name for c in src.columns]
+            counts["csv_records"] += _write_csv(path, cols, old, hrng, malformed, counts)
+        else:
+            counts["json_records"] += _write_json(path, old, hrng, malformed, counts)
+        sales = [_sale(hrng, row, sold, False) for row, sold in past] + sales
+        counts["history_listings"] = counts["history_sales"] = len(past)
+    counts["listings"] = counts["csv_records"] + counts["json_records"]
     messages = _encode_sales(rng, sales, malformed, counts)
     counts["sales"] = len(messages)
     return counts, messages
@@ -295,9 +341,17 @@ def generate(
     seed: int = 7,
     produce: bool = True,
     force: bool = False,
+    history: int | None = None,
 ) -> dict[str, Any]:
+    """Write `days` days of listing files from `start` and produce their sales. `history`
+    past sales (default: `rows_per_day` when sales are produced, else 0) come with the first
+    day."""
     if days < 1 or rows_per_day < 1:
         raise ValueError("--days and --rows-per-day must be at least 1")
+    if history is None:
+        history = rows_per_day if produce and pipeline.spec.sources.kafka else 0
+    if history < 0:
+        raise ValueError(f"history must be >= 0, got {history}")
     if not 0.0 <= malformed < 1.0:
         raise ValueError(f"--malformed must be in [0, 1), got {malformed}")
     landing = pipeline.root / "landing" / pipeline.name
@@ -306,7 +360,9 @@ def generate(
     for n in range(days):
         day = start + dt.timedelta(days=n)
         drifted = drift_after is not None and day > drift_after
-        counts, messages = generate_day(pipeline, day, rows_per_day, malformed, drifted, seed)
+        counts, messages = generate_day(
+            pipeline, day, rows_per_day, malformed, drifted, seed, history if n == 0 else 0
+        )
         marker = landing / "_produced" / f"date={day.isoformat()}"
         counts["produced"] = 0
         if produce and pipeline.spec.sources.kafka and (force or not marker.exists()):

@@ -25,6 +25,7 @@ from lakeloop.transforms.features import (
     enriched_events,
     entity_features,
     latest_per_key,
+    require_columns,
     window_aggregate,
     with_aggregates,
 )
@@ -32,6 +33,7 @@ from lakeloop.transforms.features import (
 log = logging.getLogger(__name__)
 JOB = "build_features"
 DATE_COLUMN = "_ingest_date"
+POSITION_COLUMN = "_source_position"
 
 
 def _spec(pipeline: Pipeline) -> FeaturesSpec:
@@ -50,26 +52,35 @@ def _table(spark: SparkSession, pipeline: Pipeline, key: str) -> DataFrame:
 def features_for(
     spark: SparkSession, pipeline: Pipeline, start: dt.date, end: dt.date
 ) -> DataFrame:
-    """Feature rows for entities that arrived in [start, end]: reads, then pure transforms."""
+    """Feature rows for entities that arrived in [start, end]: reads, then pure transforms.
+    A spec that does not fit the tables raises SpecError here, before anything is written."""
     spec = _spec(pipeline)
     key = pipeline.spec.entity_key
     entities = _table(spark, pipeline, spec.source).where(
         F.col(DATE_COLUMN).between(F.lit(start), F.lit(end))
     )
+    require_columns(
+        entities,
+        [("entity_key", key), ("features.timestamp", spec.timestamp)],
+        pipeline.spec.table(spec.source),
+    )
+    # MERGE needs one row per (key, feature_ts): the latest ingested (then last in its file)
+    order = [c for c in (DATE_COLUMN, POSITION_COLUMN) if c in entities.columns]
+    entities = latest_per_key(entities, [key, spec.timestamp], order or [spec.timestamp])
     feats = entity_features(entities, spec, key)
     aggs = []
-    for a in spec.aggregates:
+    for i, a in enumerate(spec.aggregates):
+        where = f"features.aggregates[{i}]"
         lo = start - dt.timedelta(days=a.window_days)
-        events = _table(spark, pipeline, a.source).where(
-            F.to_date(a.event_time).between(F.lit(lo), F.lit(end))
+        source = _table(spark, pipeline, a.source)
+        require_columns(
+            source, [(f"{where}.event_time", a.event_time)], pipeline.spec.table(a.source)
         )
+        events = source.where(F.to_date(a.event_time).between(F.lit(lo), F.lit(end)))
         enrich = _table(spark, pipeline, a.join.table) if a.join else None
-        events = enriched_events(
-            events, enrich, a.join.key if a.join else None, a.join.columns if a.join else []
-        )
-        aggs.append(window_aggregate(feats, events, a))
-    out = with_aggregates(feats, aggs, spec.aggregates)
-    return latest_per_key(out, [key, FEATURE_TS], [FEATURE_TS])
+        events = enriched_events(events, enrich, a.join, a.event_time, f"{where}.join")
+        aggs.append(window_aggregate(feats, events, a, i))
+    return with_aggregates(feats, aggs, spec.aggregates)
 
 
 def merge_features(

@@ -3,51 +3,144 @@
 An entity row (a listing) gets its features as of its own timestamp `feature_ts`. Windowed
 aggregates (e.g. the 90-day median sale price per zipcode) only see source events dated in
 [feature_date - window_days, feature_date), strictly before the entity's day, so a feature
-never contains information from its own future."""
+never contains information from its own future.
+
+A spec that does not fit the data (an unknown column, a SQL expression Spark cannot resolve)
+raises `SpecError` naming the spec key, e.g. `features.columns.total_rooms: unknown column
+`bedroomz``. Classic PySpark analyses a DataFrame when it is built, so this happens before any
+data is read."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from pyspark.errors import AnalysisException
+from pyspark.logger import PySparkLogger
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakeloop.spec import FeaturesSpec, WindowAggregate
+from lakeloop.config import SpecError
+from lakeloop.spec import AggregateJoin, FeaturesSpec, WindowAggregate
 
 FEATURE_TS = "feature_ts"
 FEATURE_DATE = "feature_date"
+_QUERY_CONTEXT_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
 
 
-def _require(df: DataFrame, columns: list[str], what: str) -> None:
-    missing = sorted(set(columns) - set(df.columns))
+def require_columns(df: DataFrame, wanted: list[tuple[str, str]], what: str) -> None:
+    """Every (spec key, column) must name a column of `df`; else one SpecError naming them."""
+    missing = [f"{key}: unknown column {col!r}" for key, col in wanted if col not in df.columns]
     if missing:
-        raise ValueError(f"{what}: column(s) {missing} not found (has {sorted(df.columns)})")
+        raise SpecError(f"{'; '.join(missing)} (not in {what}, which has {sorted(df.columns)})")
+
+
+def _problem(e: AnalysisException) -> str:
+    params = e.getMessageParameters() or {}
+    if (e.getCondition() or "").startswith("UNRESOLVED_COLUMN") and "objectName" in params:
+        hint = f"; did you mean one of {params['proposal']}?" if params.get("proposal") else ""
+        return f"unknown column {params['objectName']}{hint}"
+    return str(e).strip().split("\n")[0][:500]
+
+
+@contextmanager
+def _analysis_errors_unlogged() -> Iterator[None]:
+    """PySpark logs each AnalysisException with a query context, JVM stack included, to stderr
+    as it converts it; where the error becomes a one-line SpecError that is only noise."""
+    loggers = [PySparkLogger.getLogger(n) for n in _QUERY_CONTEXT_LOGGERS]
+    before = [lg.disabled for lg in loggers]
+    for lg in loggers:
+        lg.disabled = True
+    try:
+        yield
+    finally:
+        for lg, was in zip(loggers, before, strict=True):
+            lg.disabled = was
+
+
+def _resolved(where: str, sql: str, build: Callable[[Column], DataFrame]) -> DataFrame:
+    """build(F.expr(sql)), with Spark's analysis error re-raised as a one-line SpecError."""
+    try:
+        with _analysis_errors_unlogged():
+            return build(F.expr(sql))
+    except AnalysisException as e:  # ParseException included
+        raise SpecError(f"{where}: {_problem(e)} (in `{sql}`)") from e
 
 
 def entity_features(entities: DataFrame, spec: FeaturesSpec, entity_key: str) -> DataFrame:
     """Entity attributes (non-underscore columns) + the spec's SQL features, keyed by
     (entity_key, feature_ts)."""
-    _require(entities, [entity_key, spec.timestamp], "entity rows")
+    require_columns(
+        entities,
+        [("entity_key", entity_key), ("features.timestamp", spec.timestamp)],
+        "the entity rows (features.source)",
+    )
     attrs = [c for c in entities.columns if not c.startswith("_")]
     out = entities.select(*attrs, F.col(spec.timestamp).alias(FEATURE_TS))
     out = out.withColumn(FEATURE_DATE, F.to_date(FEATURE_TS))
+    for name, sql in spec.columns.items():  # one at a time, to name the one that fails
+        _resolved(f"features.columns.{name}", sql, out.select)
     return out.withColumns({name: F.expr(sql) for name, sql in spec.columns.items()})
 
 
 def enriched_events(
-    events: DataFrame, enrich: DataFrame | None, key: str | None, columns: list[str]
+    events: DataFrame,
+    enrich: DataFrame | None,
+    join: AggregateJoin | None,
+    event_time: str,
+    where: str = "features.aggregates[].join",
 ) -> DataFrame:
-    """Events with extra columns from another table (e.g. a sale with its listing's sqft)."""
-    if enrich is None or key is None:
+    """Events with `join.columns` of another table as of each event (e.g. a sale with its
+    listing's sqft): of the rows for the event's key with `join.time` <= the event time, the
+    latest by (`join.time`, *`join.order_by`); no such row gives nulls."""
+    if enrich is None or join is None:
         return events
-    _require(enrich, [key, *columns], "aggregate join table")
-    one = latest_per_key(enrich.select(key, *columns), [key], [key])
-    return events.join(one, on=key, how="left")
+    require_columns(
+        enrich,
+        [
+            (f"{where}.key", join.key),
+            (f"{where}.time", join.time),
+            *[(f"{where}.order_by", c) for c in join.order_by],
+            *[(f"{where}.columns", c) for c in join.columns],
+        ],
+        f"the join table ({join.table})",
+    )
+    require_columns(events, [(f"{where}.key", join.key)], "the aggregate's source")
+    clash = sorted(set(join.columns) & set(events.columns))
+    if clash:
+        raise SpecError(f"{where}.columns: {clash} are columns of the aggregate's source already")
+    order = [F.col(join.time), *[F.col(c) for c in join.order_by]]
+    rows = enrich.select(
+        F.col(join.key).alias("_join_key"),
+        *[c.alias(f"_join_order{i}") for i, c in enumerate(order)],
+        *join.columns,
+    )
+    ev = events.withColumn("_event_id", F.monotonically_increasing_id())
+    cond = (ev[join.key] == rows["_join_key"]) & (rows["_join_order0"] <= ev[event_time])
+    helpers = [f"_join_order{i}" for i in range(len(order))]
+    w = Window.partitionBy("_event_id").orderBy(*[F.col(c).desc_nulls_last() for c in helpers])
+    return (
+        ev.join(rows, cond, "left")
+        .withColumn("_rn", F.row_number().over(w))
+        .where("_rn = 1")
+        .drop("_rn", "_event_id", "_join_key", *helpers)
+    )
 
 
-def window_aggregate(keys: DataFrame, events: DataFrame, agg: WindowAggregate) -> DataFrame:
-    """(agg.key, feature_date) -> agg.expr over events with event date in
-    [feature_date - window_days, feature_date)."""
-    _require(keys, [agg.key, FEATURE_DATE], "entity keys")
-    _require(events, [agg.key, agg.event_time], f"aggregate {agg.name} source")
+def window_aggregate(
+    keys: DataFrame, events: DataFrame, agg: WindowAggregate, index: int | None = None
+) -> DataFrame:
+    """(agg.key, feature_date) -> agg.expr over the events with event date in
+    [feature_date - window_days, feature_date), evaluated as written (`count(*)`,
+    `count(distinct x)`, `percentile_approx(...)`). A key with no events in its window gets
+    what the expression gives over no rows: 0 for a count, null for most others."""
+    where = f"features.aggregates[{agg.name if index is None else index}]"
+    require_columns(keys, [(f"{where}.key", agg.key)], "the entity rows")
+    require_columns(
+        events,
+        [(f"{where}.key", agg.key), (f"{where}.event_time", agg.event_time)],
+        f"the aggregate's source ({agg.source})",
+    )
     ev = events.withColumn("_event_date", F.to_date(agg.event_time))
     k = keys.select(agg.key, FEATURE_DATE).distinct()
     cond = (
@@ -55,12 +148,23 @@ def window_aggregate(keys: DataFrame, events: DataFrame, agg: WindowAggregate) -
         & (ev["_event_date"] >= F.date_sub(k[FEATURE_DATE], agg.window_days))
         & (ev["_event_date"] < k[FEATURE_DATE])
     )
-    joined = k.join(ev, cond, "left").drop(ev[agg.key])
-    value: Column = F.expr(agg.expr)
-    if agg.expr.strip().lower().startswith("count("):
-        # left join: a key with no events has one all-null event row; count real events only
-        value = F.count(ev[agg.event_time])
-    return joined.groupBy(agg.key, FEATURE_DATE).agg(value.alias(agg.name))
+    joined = k.join(ev, cond, "inner").drop(ev[agg.key])
+    label = f"{where}.expr ({agg.name})"
+    seen = _resolved(
+        label,
+        agg.expr,
+        lambda c: joined.groupBy(agg.key, FEATURE_DATE).agg(
+            c.alias(agg.name), F.lit(True).alias("_seen")
+        ),
+    )
+    # the expression over no rows (one row: SQL's value of an aggregate over an empty table)
+    empty = _resolved(label, agg.expr, lambda c: ev.where(F.lit(False)).agg(c.alias("_empty")))
+    value = F.when(F.col("_seen").isNull(), F.col("_empty")).otherwise(F.col(agg.name))
+    return (
+        k.join(seen, [agg.key, FEATURE_DATE], "left")
+        .crossJoin(F.broadcast(empty))
+        .select(agg.key, FEATURE_DATE, value.alias(agg.name))
+    )
 
 
 def with_aggregates(

@@ -1,5 +1,8 @@
+import csv
 import datetime as dt
+import io
 import json
+import re
 
 import pytest
 
@@ -57,6 +60,37 @@ def test_sales_follow_the_known_price_function(houses):
     mean = sum(prices) / len(prices)
     sd = (sum((p - mean) ** 2 for p in prices) / len(prices)) ** 0.5
     assert 0.8 < gen.expected_r2(sd) < 0.99  # learnable, not trivial
+
+
+def test_history_sales_and_their_listings_precede_the_first_day(houses):
+    counts, msgs = gen.generate_day(houses, D, 100, malformed=0.0, history=300)
+    assert counts["history_listings"] == counts["history_sales"] == 300
+    assert counts["listings"] == 400 and counts["sales"] == len(msgs)
+    history = (houses.root / "landing/houses/listings/date=2026-03-01/history.csv").read_text()
+    rows = {r["listing_id"]: r for r in csv.DictReader(io.StringIO(history))}
+    assert len(rows) == 300 and all(re.fullmatch(r"L[0-9]{8}-5[0-9]{5}", i) for i in rows)
+    past = [s for s in (json.loads(v) for _, v in msgs) if s["listing_id"] in rows]
+    assert len(past) == 300
+    start = dt.datetime.combine(D, dt.time())
+    for s in past:
+        sold = dt.datetime.fromisoformat(s["sold_at"])
+        listed = dt.datetime.fromisoformat(rows[s["listing_id"]]["listed_at"])
+        assert start - dt.timedelta(days=gen.HISTORY_DAYS) <= sold < start
+        assert dt.timedelta(days=4) < sold - listed < dt.timedelta(days=47)
+    zipcodes = {s["zipcode"] for s in past}
+    assert zipcodes == set(gen.ZIP_EFFECT)  # every zipcode has past sales to aggregate
+    again, _ = gen.generate_day(houses, D, 100, malformed=0.0)  # no history: no stale file
+    assert again["listings"] == 100 and not list(houses.root.glob("landing/**/history.*"))
+
+
+def test_history_comes_with_produced_sales_only(houses):
+    gen.generate(houses, start=D, days=2, rows_per_day=20, produce=False)
+    manifests = houses.root / "landing/houses/_manifests"
+    assert json.loads((manifests / "date=2026-03-01.json").read_text())["listings"] == 20
+    gen.generate(houses, start=D, days=2, rows_per_day=20, produce=False, history=30)
+    day1 = json.loads((manifests / "date=2026-03-01.json").read_text())
+    day2 = json.loads((manifests / "date=2026-03-02.json").read_text())
+    assert (day1["listings"], day1["history_sales"], day2["listings"]) == (50, 30, 20)
 
 
 def test_drift_raises_prices():

@@ -3,7 +3,8 @@ import datetime as dt
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from lakeloop.spec import FeaturesSpec, WindowAggregate
+from lakeloop.config import SpecError
+from lakeloop.spec import AggregateJoin, FeaturesSpec, WindowAggregate
 from lakeloop.transforms.features import (
     enriched_events,
     entity_features,
@@ -29,6 +30,7 @@ MEDIAN = WindowAggregate(
     expr="percentile_approx(sale_price, 0.5)",
     window_days=90,
 )
+JOIN = AggregateJoin(table="listings", key="listing_id", columns=["sqft"], time="listed_at")
 COUNT = WindowAggregate(
     name="zip_n",
     source="sales",
@@ -84,11 +86,119 @@ def test_window_aggregates_only_see_the_past(spark):
     )
 
 
+def _agg(name, expr):
+    return WindowAggregate(
+        name=name, source="sales", key="zipcode", event_time="sold_at", expr=expr, window_days=90
+    )
+
+
+def test_aggregates_are_evaluated_as_written_and_empty_windows_get_sql_defaults(spark):
+    feats = entity_features(_listings(spark), SPEC, "listing_id")
+    sales = spark.createDataFrame(
+        [  # 98101: listing A sold three times, B once, one sale without a listing id
+            ("98101", "A", 100.0, T(2026, 3, 1)),
+            ("98101", "A", 200.0, T(2026, 3, 2)),
+            ("98101", "A", 300.0, T(2026, 3, 3)),
+            ("98101", "B", 400.0, T(2026, 3, 4)),
+            ("98101", None, 500.0, T(2026, 3, 5)),
+            ("98102", "C", 1.0, T(2026, 5, 1)),  # 98102: only a sale after the listing
+        ],
+        "zipcode string, listing_id string, sale_price double, sold_at timestamp",
+    )
+    specs = [
+        _agg("n", "count(*)"),
+        _agg("n_one", "count(1)"),
+        _agg("n_listings", "count(distinct listing_id)"),
+        _agg("n_with_id", "count(listing_id)"),
+        _agg("total", "sum(sale_price)"),
+        _agg("rows_as_sum", "sum(1)"),
+        _agg("median", "percentile_approx(sale_price, 0.5)"),
+    ]
+    out = with_aggregates(feats, [window_aggregate(feats, sales, a) for a in specs], specs)
+    got = out.select("listing_id", *[a.name for a in specs])
+    assertDataFrameEqual(
+        got,
+        spark.createDataFrame(
+            [
+                ("L1", 5, 5, 2, 4, 1500.0, 5, 300.0),
+                ("L2", 0, 0, 0, 0, None, None, None),
+            ],
+            got.schema,
+        ),
+    )
+
+
 def test_enriched_events_join_latest_attribute(spark):
-    sales = spark.createDataFrame([("L1", 10.0)], "listing_id string, sale_price double")
-    listings = spark.createDataFrame([("L1", 200)], "listing_id string, sqft int")
-    out = enriched_events(sales, listings, "listing_id", ["sqft"])
+    sales = spark.createDataFrame(
+        [("L1", 10.0, T(2026, 1, 5))], "listing_id string, sale_price double, sold_at timestamp"
+    )
+    listings = spark.createDataFrame(
+        [("L1", 200, T(2026, 1, 1), dt.date(2026, 1, 1), 1)],
+        "listing_id string, sqft int, listed_at timestamp, _ingest_date date, "
+        "_source_position long",
+    )
+    out = enriched_events(sales, listings, JOIN, "sold_at")
     assert out.first()["sqft"] == 200
+
+
+def test_enriched_events_are_as_of_the_event_and_deterministic(spark):
+    """A listing seen twice with different sqft: each sale gets the row listed last before
+    it; rows with the same time are ordered by ingest date, then position, never by chance."""
+    sales = spark.createDataFrame(
+        [
+            ("S1", "L1", T(2026, 1, 5)),  # between the two listings of L1
+            ("S2", "L1", T(2026, 2, 1)),  # after the relisting
+            ("S3", "L1", T(2025, 12, 1)),  # before any listing: nothing to join
+            ("S4", "L2", T(2026, 2, 1)),  # L2: two rows with the same listed_at
+        ],
+        "sale_id string, listing_id string, sold_at timestamp",
+    )
+    listings = spark.createDataFrame(
+        [
+            ("L1", 1000, T(2026, 1, 1), dt.date(2026, 1, 1), 7),
+            ("L1", 2000, T(2026, 1, 20), dt.date(2026, 1, 20), 1),
+            ("L2", 500, T(2026, 1, 3), dt.date(2026, 1, 3), 9),
+            ("L2", 700, T(2026, 1, 3), dt.date(2026, 1, 4), 2),  # re-delivered a day later
+        ],
+        "listing_id string, sqft int, listed_at timestamp, _ingest_date date, "
+        "_source_position long",
+    )
+    out = enriched_events(sales.repartition(2), listings.repartition(3), JOIN, "sold_at")
+    assert {r["sale_id"]: r["sqft"] for r in out.collect()} == {
+        "S1": 1000,
+        "S2": 2000,
+        "S3": None,
+        "S4": 700,
+    }
+    assert set(out.columns) == {"sale_id", "listing_id", "sold_at", "sqft"}
+
+
+def test_unknown_columns_are_spec_errors_naming_the_key(spark):
+    listings = _listings(spark)
+    bad = SPEC.model_copy(update={"columns": {"ok": "bedrooms", "total_rooms": "bedroomz + 1"}})
+    with pytest.raises(
+        SpecError, match=r"^features.columns.total_rooms: unknown column .*bedroomz"
+    ):
+        entity_features(listings, bad, "listing_id")
+    with pytest.raises(SpecError, match="features.columns.ok: .*PARSE_SYNTAX_ERROR"):
+        entity_features(
+            listings, SPEC.model_copy(update={"columns": {"ok": "1 +* 2"}}), "listing_id"
+        )
+    feats = entity_features(listings, SPEC, "listing_id")
+    sales = spark.createDataFrame(
+        [("98101", 1.0, T(2026, 3, 1))], "zipcode string, sale_price double, sold_at timestamp"
+    )
+    with pytest.raises(
+        SpecError, match=r"^features.aggregates\[1\].expr \(p\): unknown column .*sale_prize"
+    ):
+        window_aggregate(feats, sales, _agg("p", "sum(sale_prize)"), 1)
+    with pytest.raises(SpecError, match=r"features.aggregates\[0\].expr \(p\): .*sale_price"):
+        window_aggregate(feats, sales, _agg("p", "sale_price"), 0)  # not an aggregate
+    other = _agg("p", "count(*)").model_copy(update={"event_time": "sold"})
+    with pytest.raises(SpecError, match=r"features.aggregates\[p\].event_time: unknown column"):
+        window_aggregate(feats, sales, other)
+    with pytest.raises(SpecError, match=r"join.time: unknown column 'listed_at'"):
+        enriched_events(sales, sales, JOIN.model_copy(update={"key": "zipcode"}), "sold_at")
 
 
 def test_latest_per_key_makes_keys_unique(spark):
