@@ -2,10 +2,16 @@
 
 1. files -> bronze: `ingest_files.run` (explicit schema, lineage, malformed-record capture,
    Delta replaceWhere with observed counts, run log) vs a bare Spark Parquet write of the same
-   CSV + JSON-lines files (same explicit schema, union, overwrite).    ratio `files_vs_parquet`
-2. Kafka -> bronze: `ingest_kafka.run` (AvailableNow stream -> Delta, exactly once, run log)
-   vs a kafka-python consume loop of the same messages (+ json.loads of each value).
-                                                                       ratio `kafka_vs_kafka_python`
+   CSV + JSON-lines files (same explicit schema, multiLine CSV, union, overwrite). The files
+   carry `--malformed` (1%) malformed records and as many quoted newlines, so lakeloop's
+   capture of bad records is in the timing.                            ratio `files_vs_parquet`
+2. Kafka -> bronze (well-formed messages): `ingest_kafka.run` (AvailableNow stream -> Delta,
+   exactly once, dead letters, run log) against
+     - a bare Spark batch read of the same topic (`spark.read.format("kafka")`, same bootstrap
+       and subscribe, startingOffsets earliest, endingOffsets latest), the same `from_json` with
+       the same value schema, appended to a fresh Delta table:   ratio `kafka_vs_spark_batch`
+     - a kafka-python consume loop of the same messages (+ json.loads of each value), for
+       reference (not Spark, writes nothing):                    ratio `kafka_vs_kafka_python`
 
 Each ratio is baseline seconds / our seconds for the same rows (higher is better); each is
 printed as one line `ratio <name> <value>`. Both sides run in one Spark session, after two
@@ -14,7 +20,8 @@ the best of `--repeats` counts. Scratch data lives in a fresh folder under .benc
 the end unless --keep). The machine is small (2 cores): anything else running skews the
 numbers, so the CPU used by other processes during the timed runs is reported alongside.
 
-    .venv/bin/python bench/ingest.py [--rows N] [--kafka-rows M] [--skip-files] [--skip-kafka]
+    .venv/bin/python bench/ingest.py [--rows N] [--kafka-rows M] [--malformed F] [--skip-files]
+                                     [--skip-kafka]
 """
 
 from __future__ import annotations
@@ -40,8 +47,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_ROOT = ROOT / ".bench"
 DAY = dt.date(2026, 1, 1)  # the date the timed file runs ingest
 WARM_DAY = dt.date(2025, 6, 1)  # warm-up data
-GOALS = {"files_vs_parquet": 0.8, "kafka_vs_kafka_python": 5.0}
+GOALS = {"files_vs_parquet": 0.8, "kafka_vs_spark_batch": 0.8, "kafka_vs_kafka_python": 5.0}
 DEFAULT_ROWS = 1_000_000
+MALFORMED = 0.01  # share of malformed file records (and of quoted newlines) the generator writes
 SALES_PER_LISTING = 0.6  # the generator's share of listings that sell (one event each)
 
 
@@ -86,23 +94,37 @@ class Phases:
 # --- data ------------------------------------------------------------------------------------
 
 
-def generate_files(pipeline, day: dt.date, rows: int, parts: int, seed: int = 7) -> list:
+def well_formed(message: tuple[bytes, bytes]) -> bool:
+    """A sale event the generator did not break (JSON with a numeric sale_price)."""
+    try:
+        value = json.loads(message[1])
+    except ValueError:
+        return False
+    return isinstance(value, dict) and isinstance(value.get("sale_price"), int | float)
+
+
+def generate_files(
+    pipeline, day: dt.date, rows: int, parts: int, malformed: float, seed: int = 7
+) -> tuple[list, int]:
     """`rows` listings for `day` as `parts` CSV files + `parts` JSON-lines files (70/30 rows,
     one generate_day call per part, each on its own generator date so listing ids are unique,
-    moved into `day`'s folder). Returns the sale events of all parts (key, value)."""
+    moved into `day`'s folder), a `malformed` share of them malformed. Returns the well-formed
+    sale events of all parts (key, value) and how many malformed records the files hold."""
     from lakeloop.generate.houses import generate_day
 
     messages: list = []
+    bad = 0
     sources = pipeline.spec.sources.files
     for i in range(parts):
         n = rows // parts + (1 if i < rows % parts else 0)
         if n == 0:
             continue
         gen_day = day + dt.timedelta(days=1000 + i)
-        counts, msgs = generate_day(pipeline, gen_day, n, malformed=0.0, seed=seed)
+        counts, msgs = generate_day(pipeline, gen_day, n, malformed=malformed, seed=seed)
         if counts["listings"] != n:
             raise BenchError(f"generator wrote {counts['listings']} listings, expected {n}")
-        messages.extend(msgs)
+        bad += counts["malformed_csv"] + counts["malformed_json"]
+        messages.extend(m for m in msgs if well_formed(m))
         for s in sources:
             src_glob = pipeline.file_glob(s, gen_day)
             dest = Path(pipeline.file_glob(s, day)).parent
@@ -113,7 +135,7 @@ def generate_files(pipeline, day: dt.date, rows: int, parts: int, seed: int = 7)
             folder = Path(src_glob).parent
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
-    return messages
+    return messages, bad
 
 
 def more_messages(pipeline, have: list, want: int, seed: int = 7) -> list:
@@ -162,33 +184,48 @@ def bench_files(spark, pipeline, args, bench_dir: Path, phases: Phases, notes: l
     def files(day: dt.date, fmt: str) -> list[str]:
         return sorted(glob.glob(pipeline.file_glob(sources[fmt], day)))
 
-    def ours(day: dt.date, rows: int) -> None:
+    def ours(day: dt.date, rows: int, malformed: int) -> None:
         rec = ingest_files.run(spark, pipeline, day)
         got = rec.output_counts.get("bronze_listings")
         bad = sum(v for k, v in rec.output_counts.items() if k.endswith(".malformed"))
-        if got != rows or bad:
-            raise BenchError(f"ingest_files wrote {got} rows ({bad} malformed), expected {rows}")
+        if got != rows or bad != malformed:
+            raise BenchError(
+                f"ingest_files wrote {got} rows ({bad} malformed), expected {rows} "
+                f"({malformed} malformed)"
+            )
 
     def baseline(day: dt.date, out: Path) -> None:
-        csv = spark.read.schema(schema).option("header", True).csv(files(day, "csv"))
+        # multiLine as ours: quoted newlines in a CSV field stay in one record
+        csv = (
+            spark.read.schema(schema)
+            .option("header", True)
+            .option("multiLine", True)
+            .csv(files(day, "csv"))
+        )
         js = spark.read.schema(schema).json(files(day, "json"))
         csv.unionByName(js).write.mode("overwrite").parquet(str(out))
 
-    say(f"files: generating {args.warmup_rows:,} warm-up rows and {args.rows:,} rows ...")
+    say(
+        f"files: generating {args.warmup_rows:,} warm-up rows and {args.rows:,} rows "
+        f"({args.malformed:.1%} malformed) ..."
+    )
     t = time.perf_counter()
-    generate_files(pipeline, WARM_DAY, args.warmup_rows, args.files_per_format)
-    messages = generate_files(pipeline, DAY, args.rows, args.files_per_format)
+    _, warm_bad = generate_files(
+        pipeline, WARM_DAY, args.warmup_rows, args.files_per_format, args.malformed
+    )
+    messages, bad = generate_files(pipeline, DAY, args.rows, args.files_per_format, args.malformed)
     size = sum(os.path.getsize(f) for fmt in ("csv", "json") for f in files(DAY, fmt))
     say(
         f"files: {len(files(DAY, 'csv'))} CSV + {len(files(DAY, 'json'))} JSON files, "
-        f"{size / 1e6:.0f} MB, generated in {time.perf_counter() - t:.1f}s"
+        f"{size / 1e6:.0f} MB, {bad:,} malformed records, generated in "
+        f"{time.perf_counter() - t:.1f}s"
     )
 
     say("files: warm-up (two small runs of each side)")
     warm_ours, warm_base = [], []
     for i in range(2):
         t = time.perf_counter()
-        ours(WARM_DAY, args.warmup_rows)
+        ours(WARM_DAY, args.warmup_rows, warm_bad)
         warm_ours.append(time.perf_counter() - t)
         t = time.perf_counter()
         baseline(WARM_DAY, out_root / f"warm{i}")
@@ -203,7 +240,7 @@ def bench_files(spark, pipeline, args, bench_dir: Path, phases: Phases, notes: l
     base_side = Side("files  baseline: spark csv+json -> parquet", args.rows, cpu_of_best_run=True)
 
     def run_ours(rep: int) -> None:
-        ours(DAY, args.rows)
+        ours(DAY, args.rows, bad)
         ours_side.phases.append(phases.take())
 
     def run_base(rep: int) -> None:
@@ -211,14 +248,21 @@ def bench_files(spark, pipeline, args, bench_dir: Path, phases: Phases, notes: l
 
     with CpuWatch("the timed file runs", notes, say):
         alternate(args.repeats, [(ours_side, run_ours), (base_side, run_base)], phases=False)
-    # the baseline parsed every row, as ours did (checked outside the timings)
+    # the baseline read every record, as ours did, and parsed all but the malformed ones
+    # (checked outside the timings)
     out = spark.read.parquet(str(out_root / "run0"))
     n, nulls = out.count(), out.where("listed_at is null or listing_id is null").count()
-    if n != args.rows or nulls:
+    if n != args.rows or nulls > bad:
         raise BenchError(
-            f"parquet baseline wrote {n} rows ({nulls} unparsed), expected {args.rows}"
+            f"parquet baseline wrote {n} rows ({nulls} unparsed), expected {args.rows} "
+            f"(at most {bad} unparsed)"
         )
+    say(f"files: parquet baseline: {n:,} rows, {nulls:,} without listing_id or listed_at")
     shutil.rmtree(out_root, ignore_errors=True)
+    notes.append(
+        f"files: {bad:,} of {args.rows:,} records malformed ({args.malformed:.1%} rate; ours "
+        f"captured each with its reason, the parquet baseline nulls what it cannot parse)"
+    )
     return ours_side, base_side, messages, (warm_ours[-1], warm_base[-1])
 
 
@@ -315,8 +359,12 @@ def _bench_kafka(
     broker: tuple,
     topics: tuple[str, str],
 ):
+    from pyspark.sql import functions as F
+
     from lakeloop.generate.houses import produce_sales
     from lakeloop.jobs import ingest_kafka
+    from lakeloop.kafka_io import spark_source_options
+    from lakeloop.schemas import struct_of
 
     cfg = pipeline.cfg
 
@@ -342,33 +390,80 @@ def _bench_kafka(
                 f"ingest_kafka ({tag}) read {seen} and wrote {wrote} messages, expected {count}"
             )
 
+    schema = struct_of(source.value_schema)  # what ingest_kafka parses the values with
+    batch_root = Path(cfg.lakehouse_root) / "bench_spark_batch"
+
+    def spark_batch(topic_: str, out: str) -> None:
+        """The bare Spark baseline: one batch read of the whole topic, the same from_json,
+        the value fields + the Kafka columns appended to a Delta table."""
+        opts = spark_source_options(cfg, source.model_copy(update={"topic": topic_}))
+        opts.pop("maxOffsetsPerTrigger", None)  # a streaming option
+        opts |= {"startingOffsets": "earliest", "endingOffsets": "latest"}
+        (
+            spark.read.format("kafka")
+            .options(**opts)
+            .load()
+            .select(
+                F.from_json(F.col("value").cast("string"), schema).alias("v"),
+                "topic",
+                "partition",
+                "offset",
+                "timestamp",
+                F.col("key").cast("string").alias("key"),
+            )
+            .select("v.*", "topic", "partition", "offset", "timestamp", "key")
+            .write.format("delta")
+            .mode("append")
+            .save(out)
+        )
+
     say("kafka: warm-up (two small runs of each side)")
-    warm_ours, warm_base = [], []
+    warm_ours, warm_batch, warm_base = [], [], []
     for i in range(2):
         t = time.perf_counter()
         ours(f"warm{i}", warm_topic, len(warm_msgs))
         warm_ours.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        spark_batch(warm_topic, str(batch_root / f"warm{i}"))
+        warm_batch.append(time.perf_counter() - t)
         warm_base.append(consume(cfg, source, warm_topic, len(warm_msgs), args.consumer_timeout))
     phases.take()
     say(
         f"kafka: warm-up {len(warm_msgs):,} messages: ours {_secs(warm_ours)}, "
-        f"kafka-python {_secs(warm_base)}"
+        f"spark batch {_secs(warm_batch)}, kafka-python {_secs(warm_base)}"
     )
 
     ours_side = Side("kafka  ours: ingest_kafka -> Delta", n, cpu_of_best_run=True)
-    base_side = Side("kafka  baseline: kafka-python + json.loads", n, cpu_of_best_run=True)
+    batch_side = Side("kafka  baseline: spark batch read -> Delta", n, cpu_of_best_run=True)
+    base_side = Side("kafka  reference: kafka-python + json.loads", n, cpu_of_best_run=True)
 
     def run_ours(rep: int) -> None:
         ours(f"run{rep}", topic, n)  # a fresh checkpoint and tables: reads every message
         ours_side.phases.append(phases.take())
 
+    def run_batch(rep: int) -> None:
+        spark_batch(topic, str(batch_root / f"run{rep}"))  # a fresh table, as ours
+
     def run_base(rep: int) -> None:
         consume(cfg, source, topic, n, args.consumer_timeout)
 
-    runs = [(ours_side, run_ours), (base_side, run_base)]
+    runs = [(ours_side, run_ours), (batch_side, run_batch), (base_side, run_base)]
     with CpuWatch("the timed Kafka runs", notes, say, also=broker):
         alternate(args.repeats, runs, also=broker, phases=False)
-    return ours_side, base_side, (len(warm_msgs), warm_ours[-1], warm_base[-1])
+    # the batch baseline wrote every message, parsed (checked outside the timings)
+    out = spark.read.format("delta").load(str(batch_root / "run0"))
+    got = out.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.count(F.when(F.col("sale_id").isNull() | F.col("sale_price").isNull(), 1)).alias("bad"),
+    ).first()
+    if got["n"] != n or got["bad"]:
+        raise BenchError(
+            f"spark batch baseline wrote {got['n']} rows ({got['bad']} unparsed), expected {n}"
+        )
+    say(f"kafka: spark batch baseline wrote {got['n']:,} rows, all parsed")
+    shutil.rmtree(batch_root, ignore_errors=True)
+    warm = (len(warm_msgs), warm_ours[-1], warm_batch[-1], warm_base[-1])
+    return ours_side, batch_side, base_side, warm
 
 
 # --- main ------------------------------------------------------------------------------------
@@ -389,6 +484,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=2, help="timed runs per side (best counts)")
     p.add_argument("--files-per-format", type=int, default=2, help="CSV files and JSON files")
     p.add_argument("--warmup-rows", type=int, default=20_000, help="rows of the warm-up runs")
+    p.add_argument(
+        "--malformed",
+        type=float,
+        default=MALFORMED,
+        help="share of malformed records in the files (0.01); Kafka gets well-formed messages",
+    )
     p.add_argument("--skip-files", action="store_true")
     p.add_argument("--skip-kafka", action="store_true")
     p.add_argument(
@@ -407,6 +508,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("rows", "kafka_rows", "repeats", "files_per_format", "warmup_rows"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0.0 <= args.malformed < 1.0:
+        p.error("--malformed must be in [0, 1)")
     if args.skip_files and args.skip_kafka:
         p.error("nothing to do: --skip-files and --skip-kafka together")
     return args
@@ -485,18 +588,20 @@ def main(argv: list[str] | None = None) -> int:
                     "kafka", lambda: bench_kafka(spark, pipeline, args, messages, phases, res.notes)
                 )
                 if out:
-                    ours, base, warm = out
-                    res.sides += [ours, base]
+                    ours, batch, base, warm = out
+                    res.sides += [ours, batch, base]
+                    res.ratios["kafka_vs_spark_batch"] = batch.best / ours.best
                     res.ratios["kafka_vs_kafka_python"] = base.best / ours.best
                     res.notes.append(
                         f"fixed cost, roughly (2nd warm-up run, {warm[0]:,} messages): "
-                        f"ingest_kafka {warm[1]:.2f}s, kafka-python {warm[2]:.2f}s"
+                        f"ingest_kafka {warm[1]:.2f}s, spark batch {warm[2]:.2f}s, "
+                        f"kafka-python {warm[3]:.2f}s"
                     )
         finally:
             phases.restore()
 
     wanted = [] if args.skip_files else ["files_vs_parquet"]
-    wanted += [] if args.skip_kafka else ["kafka_vs_kafka_python"]
+    wanted += [] if args.skip_kafka else ["kafka_vs_spark_batch", "kafka_vs_kafka_python"]
     return res.finish(wanted, report)
 
 
