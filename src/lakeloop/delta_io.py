@@ -27,6 +27,26 @@ def replace_partition(
     partition_by: str | None = None,
 ) -> None:
     """Overwrite exactly the rows where `column = value` (replaceWhere): idempotent per date."""
+# Commit conflicts of an overwrite: another transaction committed to the table between this
+# one's snapshot and its commit (files added or removed where this write reads or deletes, or
+# the table created / its schema changed under it). Not ConcurrentTransactionException: that is
+# the txnAppId guard of append_once.
+CONFLICTS = (
+    dx.ConcurrentAppendException,
+    dx.ConcurrentDeleteReadException,
+    dx.ConcurrentDeleteDeleteException,
+    dx.ConcurrentWriteException,
+    dx.MetadataChangedException,
+    dx.ProtocolChangedException,
+    dx.DeltaConcurrentModificationException,
+)
+WRITE_ATTEMPTS = 3  # replace_partition's attempts when commits conflict (1 = no retry)
+
+
+class ConcurrentWriteError(JobError):
+    """Another run committed the same table concurrently, every attempt: exit 1, re-run safe."""
+
+
     w = (
         df.write.format("delta")
         .mode("overwrite")
@@ -41,10 +61,15 @@ def replace_partition(
 def append_once(
     df: DataFrame, path: str, app_id: str, txn_version: int, user_metadata: str
 ) -> int | None:
-    """Append as Delta transaction (app_id, txn_version): Delta skips a version it already
-    committed for app_id, so a replayed micro-batch is written once. Returns the version
-    written, or None when Delta skipped it as already committed."""
-    before = version(df.sparkSession, path)
+    """Append as Delta transaction (app_id, txn_version), exactly once: when Delta's log
+    already holds txnVersion >= `txn_version` for `app_id` (a replayed micro-batch) nothing is
+    written and None is returned; otherwise the version this append committed (found by its
+    `user_metadata`, so a concurrent commit of another writer is never taken for it). Delta
+    itself also skips a (app_id, txn_version) it has, should one land in between."""
+    spark = df.sparkSession
+    done = committed_txn_version(spark, path, app_id)
+    if done is not None and done >= txn_version:
+        return None
     (
         df.write.format("delta")
         .mode("append")
@@ -53,8 +78,7 @@ def append_once(
         .option("userMetadata", user_metadata)
         .save(path)
     )
-    after = version(df.sparkSession, path)
-    return after if after != before else None
+    return version_written_by(spark, path, user_metadata)
 
 
 def read_version(spark: SparkSession, path: str, version: int) -> DataFrame:
@@ -71,3 +95,30 @@ def checksum(df: DataFrame) -> tuple[int, str]:
     """(rows, checksum_column): equal for equal rows, whatever their order."""
     r = df.agg(F.count(F.lit(1)).alias("n"), checksum_column(df).alias("h")).first()
     return r["n"], r["h"]
+def committed_txn_version(spark: SparkSession, path: str, app_id: str) -> int | None:
+    """The last `txnVersion` Delta committed for `app_id` on the table at `path` (the
+    SetTransaction actions of its latest snapshot), or None when there is none (or no table)."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    delta_log = DeltaTable.forPath(spark, path)._jdt.deltaLog()
+    snapshot = delta_log.update(
+        getattr(delta_log, "update$default$1")(),
+        getattr(delta_log, "update$default$2")(),
+        getattr(delta_log, "update$default$3")(),
+    )
+    found = snapshot.transactions().get(app_id)
+    return int(found.get()) if found.isDefined() else None
+
+
+def version_written_by(spark: SparkSession, path: str, user_metadata: str) -> int | None:
+    """The latest version of the table whose commit carries `user_metadata` (a run id)."""
+    rows = (
+        DeltaTable.forPath(spark, path)
+        .history(50)
+        .where(F.col("userMetadata") == user_metadata)
+        .agg(F.max("version").alias("v"))
+        .first()
+    )
+    return rows["v"]
+
+

@@ -32,14 +32,25 @@ def python_client_config(cfg: AppConfig, source: KafkaSource | None = None) -> d
     return conf
 
 
-def spark_source_options(cfg: AppConfig, source: KafkaSource) -> dict[str, str]:
+def spark_source_options(
+    cfg: AppConfig, source: KafkaSource, starting_offsets: str | None = None
+) -> dict[str, str]:
+    """Options of Spark's Kafka source. `starting_offsets` (a JSON of offsets per partition)
+    replaces the spec's `starting_offsets` for a query with a new checkpoint. A broker that
+    stops answering fails the run within `source.broker_timeout_s`, not Spark's 2 minutes."""
     k = cfg.kafka
+    timeout_ms = str(int(source.broker_timeout_s * 1000))
     opts = {
         "kafka.bootstrap.servers": bootstrap(cfg, source),
         "subscribe": source.topic,
-        "startingOffsets": source.starting_offsets,
+        "startingOffsets": starting_offsets or source.starting_offsets,
         "failOnDataLoss": str(source.fail_on_data_loss).lower(),
         "kafka.security.protocol": k.security_protocol,
+        "kafkaConsumer.pollTimeoutMs": timeout_ms,
+        "kafka.request.timeout.ms": timeout_ms,
+        "kafka.default.api.timeout.ms": timeout_ms,
+        "fetchOffset.numRetries": "3",
+        "fetchOffset.retryIntervalMs": "1000",
     }
     if source.max_offsets_per_trigger:
         opts["maxOffsetsPerTrigger"] = str(source.max_offsets_per_trigger)
@@ -52,6 +63,23 @@ def spark_source_options(cfg: AppConfig, source: KafkaSource) -> dict[str, str]:
             f'username="{user}" password="{pwd}";'
         )
     return opts
+
+
+def topic_partitions(cfg: AppConfig, source: KafkaSource) -> list[int]:
+    """The topic's partition ids per the broker (empty when the topic does not exist)."""
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    try:
+        consumer = KafkaConsumer(**python_client_config(cfg, source))
+    except KafkaError as e:
+        raise ConnectionError(
+            f"Kafka at {bootstrap(cfg, source)} does not answer ({type(e).__name__})"
+        ) from None
+    try:
+        return sorted(consumer.partitions_for_topic(source.topic) or [])
+    finally:
+        consumer.close()
 
 
 def ensure_topic(cfg: AppConfig, source: KafkaSource, partitions: int | None = None) -> None:

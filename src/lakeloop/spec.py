@@ -80,6 +80,8 @@ class KafkaSource(Strict):
     value_schema: list[Column] = Field(min_length=1)
     event_time_field: str | None = None
     checkpoint: str | None = None  # default: _checkpoints/<pipeline>/<source> under the lakehouse
+    # A broker that does not answer for this long fails the run (bounded; re-running is safe).
+    broker_timeout_s: float = Field(30.0, gt=0, le=600)
 
     _name = field_validator("name")(lambda cls, v: _ident(v, "source name"))
 

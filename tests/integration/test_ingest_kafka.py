@@ -1,7 +1,9 @@
 """ingest_kafka against the real local broker: exactly once across crashes and re-runs."""
 
 import datetime as dt
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,37 +103,91 @@ def test_deleted_newest_checkpoint_commit_is_not_written_twice(spark, kafka_hous
 def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(spark, kafka_houses, tmp_path):
     pipeline, spec_path = kafka_houses
     made = _produce(pipeline, days=4, rows=500, malformed=0.01)
-    env = {**os.environ, "LAKELOOP_HOME": str(ROOT)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "lakeloop.cli",
-        "run",
-        "ingest_kafka",
-        "--pipeline",
-        str(spec_path),
-        "--date",
-        D.isoformat(),
-        "--env",
-        "test",
-        "--set",
-        f"lakehouse_root={pipeline.root}",
-    ]
-    log_file = open(tmp_path / "killed-run.log", "wb")
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    delta_log = Path(pipeline.table_path("bronze_sales")) / "_delta_log"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        if len(list(delta_log.glob("*.json"))) >= 2:  # at least two batches committed
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, "the job ended before it could be killed; make the backlog bigger"
+    proc = _ingest_process(pipeline, spec_path, tmp_path / "killed-run.log")
+    _wait_for_commits(proc, pipeline, 2)  # at least two batches committed
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its JVM, mid-run
     proc.wait()
     partial = _ingested(spark, pipeline)
     assert 0 < partial[0] < made["sales"]
+    ingest_kafka.run(spark, pipeline, D)
+    total, distinct = _ingested(spark, pipeline)
+    assert total == distinct == made["sales"] == _ledger(pipeline)
+
+
+def test_lost_checkpoint_folder_resumes_after_the_tables_offsets(spark, kafka_houses):
+    pipeline, _ = kafka_houses
+    made = _produce(pipeline, rows=300)
+    ingest_kafka.run(spark, pipeline, D)
+    source = pipeline.spec.sources.kafka[0]
+    shutil.rmtree(pipeline.checkpoint(source))  # the whole checkpoint, query id and all
+    more = _produce(pipeline, rows=200, start=D + dt.timedelta(days=1))
+    rec = ingest_kafka.run(spark, pipeline, D + dt.timedelta(days=1))
+    resumed = json.loads(rec.details["sales.resumed_from_tables"])[source.topic]
+    assert set(resumed) == {"0", "1"} and all(v > 0 for v in resumed.values())
+    assert rec.input_counts["sales.messages"] == more["sales"]  # only the new messages
+    total, distinct = _ingested(spark, pipeline)
+    assert total == distinct == made["sales"] + more["sales"] == _ledger(pipeline)
+
+
+def _ingest_process(pipeline, spec_path, log_path):
+    cmd = [sys.executable, "-m", "lakeloop.cli", "run", "ingest_kafka"]
+    cmd += ["--pipeline", str(spec_path), "--date", D.isoformat(), "--env", "test"]
+    cmd += ["--set", f"lakehouse_root={pipeline.root}"]
+    env = {**os.environ, "LAKELOOP_HOME": str(ROOT)}
+    out = open(log_path, "wb")
+    return subprocess.Popen(
+        cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _wait_for_commits(proc, pipeline, n, seconds=240):
+    delta_log = Path(pipeline.table_path("bronze_sales")) / "_delta_log"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list(delta_log.glob("*.json"))) >= n:
+            return
+        time.sleep(0.2)
+    assert proc.poll() is None, "the job ended too early; make the backlog bigger"
+
+
+def test_concurrent_run_is_refused_and_a_broker_outage_fails_clearly(
+    spark, kafka_houses, broker, tmp_path
+):
+    """One ingest runs in another process. A second run of the source at the same time fails
+    fast on the lock. Then the broker stops mid-run: that run fails within the source's
+    broker_timeout_s with a clear message; with the broker back, a re-run is exact."""
+    from lakeloop import kafka_broker
+
+    pipeline, spec_path = kafka_houses
+    made = _produce(pipeline, days=4, rows=500, malformed=0.01)
+    proc = _ingest_process(pipeline, spec_path, tmp_path / "first.log")
+    try:
+        _wait_for_commits(proc, pipeline, 2)
+        t0 = time.monotonic()
+        with pytest.raises(JobError, match="source sales is already being ingested: run"):
+            ingest_kafka.run(spark, pipeline, D)
+        assert time.monotonic() - t0 < 60  # refused before any query starts
+        kafka_broker.down(broker)
+        t_down = time.monotonic()
+        code = proc.wait(timeout=300)
+        waited = time.monotonic() - t_down
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        kafka_broker.up(broker)
+    log = (tmp_path / "first.log").read_text()
+    assert code == 1, log[-3000:]
+    assert "did not answer within 30s" in log and "Traceback" not in log, log[-3000:]
+    assert waited < 180, waited  # bounded by broker_timeout_s (+ the task retry), not a hang
+    partial = _ingested(spark, pipeline)
+    assert 0 < partial[0] < made["sales"] and partial[0] == partial[1]
+    runs = delta_io.read(spark, pipeline.table_path("run_log")).where("job = 'ingest_kafka'")
+    failed = runs.where("status = 'failed'").collect()
+    assert len(failed) == 2  # the refused run and the one the outage stopped
+    outage = next(r for r in failed if "did not answer" in r.error)
+    # the failed run's row counts the batches it committed before the broker stopped
+    written = outage.output_counts["bronze_sales"] + outage.output_counts["dead_letter"]
+    assert written == partial[0]
     ingest_kafka.run(spark, pipeline, D)
     total, distinct = _ingested(spark, pipeline)
     assert total == distinct == made["sales"] == _ledger(pipeline)

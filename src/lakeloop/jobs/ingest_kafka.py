@@ -12,16 +12,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
+import socket
 import uuid
-from pathlib import Path
+from collections.abc import Callable
+from contextlib import contextmanager
 from typing import Any
 
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from lakeloop import delta_io, runlog
+from lakeloop import delta_io, runlog, storage
 from lakeloop.jobs.common import JobError, main_for
-from lakeloop.kafka_io import spark_source_options
+from lakeloop.kafka_io import bootstrap, spark_source_options, topic_partitions
 from lakeloop.schemas import struct_of
 from lakeloop.spec import KafkaSource, Pipeline
 from lakeloop.transforms.bronze import dead_letters, good_records, kafka_records, offset_ranges
@@ -30,15 +34,99 @@ log = logging.getLogger(__name__)
 JOB = "ingest_kafka"
 
 
-def checkpoint_query_id(checkpoint: str) -> str:
+def checkpoint_query_id(spark: SparkSession, checkpoint: str) -> str:
     """The checkpoint's stable query id, which Spark keeps in <checkpoint>/metadata. Written
     here first when the checkpoint is new, so it can name the Delta transactions: a new
     checkpoint gets a new id and its batch 0 is never mistaken for an old batch 0."""
-    meta = Path(checkpoint) / "metadata"
-    if not meta.exists():
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps({"id": str(uuid.uuid4())}) + "\n")
-    return json.loads(meta.read_text().splitlines()[0])["id"]
+    meta = f"{checkpoint}/metadata"
+    storage.create_exclusive(spark, meta, json.dumps({"id": str(uuid.uuid4())}) + "\n")
+    return json.loads(storage.read_text(spark, meta).splitlines()[0])["id"]
+
+
+@contextmanager
+def source_lock(spark: SparkSession, checkpoint: str, source: KafkaSource, run_id: str):
+    """One ingest of a source at a time: a lock file beside its checkpoint, created atomically.
+    A lock left by a process of this host that no longer exists (killed) is taken over."""
+    lock = f"{checkpoint}.lock"
+    owner = {
+        "run_id": run_id,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    if not storage.create_exclusive(spark, lock, json.dumps(owner)):
+        held = json.loads(storage.read_text(spark, lock) or "{}")
+        if held.get("host") == owner["host"] and not _alive(held.get("pid")):
+            log.warning(
+                "taking over the lock of run %s (process gone): %s", held.get("run_id"), lock
+            )
+            storage.delete(spark, lock)
+        if not storage.create_exclusive(spark, lock, json.dumps(owner)):
+            raise JobError(
+                f"source {source.name} is already being ingested: run {held.get('run_id')} "
+                f"(pid {held.get('pid')} on {held.get('host')}, since {held.get('since')}) "
+                f"holds {lock}. Wait for it to finish; if that run is dead, delete the lock file"
+            )
+    try:
+        yield
+    finally:
+        storage.delete(spark, lock)
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def resume_offsets(
+    spark: SparkSession, pipeline: Pipeline, source: KafkaSource, checkpoint: str
+) -> str | None:
+    """Starting offsets for a query whose checkpoint has no offsets yet (new, or deleted) while
+    bronze + dead letters already hold messages of the topic: per partition, the highest
+    offset they hold + 1 (earliest for a partition they have none of), as Spark's JSON. None
+    when the checkpoint has offsets (Spark resumes from it) or nothing was ingested yet."""
+    if storage.has_children(spark, f"{checkpoint}/offsets"):
+        return None
+    frames = [
+        delta_io.read(spark, path).where(F.col("_topic") == source.topic)
+        for path in (
+            pipeline.table_path(source.table),
+            pipeline.table_path(source.dead_letter_table),
+        )
+        if delta_io.version(spark, path) is not None
+    ]
+    if not frames:
+        return None
+    ingested = frames[0].select("_partition", "_offset")
+    for f in frames[1:]:
+        ingested = ingested.unionByName(f.select("_partition", "_offset"))
+    done = {
+        r["_partition"]: r["next"]
+        for r in ingested.groupBy("_partition").agg((F.max("_offset") + 1).alias("next")).collect()
+    }
+    if not done:
+        return None
+    try:
+        partitions = topic_partitions(pipeline.cfg, source)
+    except ConnectionError as e:
+        raise JobError(f"source {source.name}: {e}; nothing was written") from None
+    offsets = {str(p): done.get(p, -2) for p in partitions}  # -2: earliest
+    log.warning(
+        "source %s: checkpoint %s has no offsets but the tables hold topic %s up to %s: "
+        "starting after them (nothing is appended twice)",
+        source.name,
+        checkpoint,
+        source.topic,
+        done,
+    )
+    return json.dumps({source.topic: offsets})
 
 
 def _merge_ranges(batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -88,6 +176,19 @@ def _data_loss_error(source: KafkaSource, e: Exception) -> JobError | None:
     return None
 
 
+def _broker_error(pipeline: Pipeline, source: KafkaSource, e: Exception) -> JobError | None:
+    msg = str(e)
+    markers = ("TimeoutException", "Failed to get records", "Timed out", "timed out")
+    if not any(m in msg for m in markers):
+        return None
+    return JobError(
+        f"source {source.name}: the Kafka broker at {bootstrap(pipeline.cfg, source)} did not "
+        f"answer within {source.broker_timeout_s:g}s (topic {source.topic}). Batches committed "
+        "before it stopped are kept, the unfinished one was not written: re-run when the "
+        f"broker is back (nothing is lost or duplicated). Detail: {msg.splitlines()[0][:300]}"
+    )
+
+
 def ingest_source(
     spark: SparkSession,
     pipeline: Pipeline,
@@ -99,8 +200,11 @@ def ingest_source(
     bronze_path = pipeline.table_path(source.table)
     dl_path = pipeline.table_path(source.dead_letter_table)
     checkpoint = pipeline.checkpoint(source)
-    app_id = f"lakeloop:{pipeline.name}:{source.name}:{checkpoint_query_id(checkpoint)}"
+    starting = resume_offsets(spark, pipeline, source, checkpoint)
+    app_id = f"lakeloop:{pipeline.name}:{source.name}:{checkpoint_query_id(spark, checkpoint)}"
     batches: list[dict[str, Any]] = []
+    if starting:
+        rec.details[f"{source.name}.resumed_from_tables"] = starting
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         records = kafka_records(batch, schema, batch_id, date).persist()
@@ -139,10 +243,25 @@ def ingest_source(
         finally:
             records.unpersist()
 
+    try:
+        _run_query(spark, pipeline, source, checkpoint, starting, write_batch)
+    finally:  # a failed run still records the batches it committed
+        _record(rec, source, checkpoint, batches)
+
+
+def _run_query(
+    spark: SparkSession,
+    pipeline: Pipeline,
+    source: KafkaSource,
+    checkpoint: str,
+    starting: str | None,
+    write_batch: Callable[[DataFrame, int], None],
+) -> None:
+    """The streaming query, restarted after SPARK-55271; its errors as clear JobErrors."""
     for attempt in range(1, _MAX_ATTEMPTS + 1):
         query = (
             spark.readStream.format("kafka")
-            .options(**spark_source_options(pipeline.cfg, source))
+            .options(**spark_source_options(pipeline.cfg, source, starting))
             .load()
             .writeStream.foreachBatch(write_batch)
             .option("checkpointLocation", checkpoint)
@@ -152,7 +271,7 @@ def ingest_source(
         )
         try:
             query.awaitTermination()
-            break
+            return
         except StreamingQueryException as e:
             if _is_spark_55271(e) and attempt < _MAX_ATTEMPTS:
                 log.warning(
@@ -162,7 +281,12 @@ def ingest_source(
                     attempt + 1,
                 )
                 continue
-            raise _data_loss_error(source, e) or e from None
+            raise _data_loss_error(source, e) or _broker_error(pipeline, source, e) or e from None
+
+
+def _record(
+    rec: runlog.RunRecord, source: KafkaSource, checkpoint: str, batches: list[dict[str, Any]]
+) -> None:
     ok_msgs = sum(b["messages"] - b["dead_letters"] for b in batches if not b["replayed"])
     dl = sum(b["dead_letters"] for b in batches if not b["replayed"])
     rec.input_counts[f"{source.name}.messages"] = sum(b["messages"] for b in batches)
@@ -181,7 +305,8 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         raise JobError(f"pipeline {pipeline.name} declares no Kafka sources")
     with runlog.recording(spark, pipeline, JOB, date) as rec:
         for source in pipeline.spec.sources.kafka:
-            ingest_source(spark, pipeline, source, date, rec)
+            with source_lock(spark, pipeline.checkpoint(source), source, rec.run_id):
+                ingest_source(spark, pipeline, source, date, rec)
     return rec
 
 
