@@ -27,26 +27,6 @@ def replace_partition(
     partition_by: str | None = None,
 ) -> None:
     """Overwrite exactly the rows where `column = value` (replaceWhere): idempotent per date."""
-# Commit conflicts of an overwrite: another transaction committed to the table between this
-# one's snapshot and its commit (files added or removed where this write reads or deletes, or
-# the table created / its schema changed under it). Not ConcurrentTransactionException: that is
-# the txnAppId guard of append_once.
-CONFLICTS = (
-    dx.ConcurrentAppendException,
-    dx.ConcurrentDeleteReadException,
-    dx.ConcurrentDeleteDeleteException,
-    dx.ConcurrentWriteException,
-    dx.MetadataChangedException,
-    dx.ProtocolChangedException,
-    dx.DeltaConcurrentModificationException,
-)
-WRITE_ATTEMPTS = 3  # replace_partition's attempts when commits conflict (1 = no retry)
-
-
-class ConcurrentWriteError(JobError):
-    """Another run committed the same table concurrently, every attempt: exit 1, re-run safe."""
-
-
     w = (
         df.write.format("delta")
         .mode("overwrite")
@@ -56,6 +36,33 @@ class ConcurrentWriteError(JobError):
     if partition_by:
         w = w.partitionBy(partition_by)
     w.save(path)
+
+
+def committed_txn_version(spark: SparkSession, path: str, app_id: str) -> int | None:
+    """The last `txnVersion` Delta committed for `app_id` on the table at `path` (the
+    SetTransaction actions of its latest snapshot), or None when there is none (or no table)."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    delta_log = DeltaTable.forPath(spark, path)._jdt.deltaLog()
+    snapshot = delta_log.update(
+        getattr(delta_log, "update$default$1")(),
+        getattr(delta_log, "update$default$2")(),
+        getattr(delta_log, "update$default$3")(),
+    )
+    found = snapshot.transactions().get(app_id)
+    return int(found.get()) if found.isDefined() else None
+
+
+def version_written_by(spark: SparkSession, path: str, user_metadata: str) -> int | None:
+    """The latest version of the table whose commit carries `user_metadata` (a run id)."""
+    rows = (
+        DeltaTable.forPath(spark, path)
+        .history(50)
+        .where(F.col("userMetadata") == user_metadata)
+        .agg(F.max("version").alias("v"))
+        .first()
+    )
+    return rows["v"]
 
 
 def append_once(
@@ -95,30 +102,3 @@ def checksum(df: DataFrame) -> tuple[int, str]:
     """(rows, checksum_column): equal for equal rows, whatever their order."""
     r = df.agg(F.count(F.lit(1)).alias("n"), checksum_column(df).alias("h")).first()
     return r["n"], r["h"]
-def committed_txn_version(spark: SparkSession, path: str, app_id: str) -> int | None:
-    """The last `txnVersion` Delta committed for `app_id` on the table at `path` (the
-    SetTransaction actions of its latest snapshot), or None when there is none (or no table)."""
-    if not DeltaTable.isDeltaTable(spark, path):
-        return None
-    delta_log = DeltaTable.forPath(spark, path)._jdt.deltaLog()
-    snapshot = delta_log.update(
-        getattr(delta_log, "update$default$1")(),
-        getattr(delta_log, "update$default$2")(),
-        getattr(delta_log, "update$default$3")(),
-    )
-    found = snapshot.transactions().get(app_id)
-    return int(found.get()) if found.isDefined() else None
-
-
-def version_written_by(spark: SparkSession, path: str, user_metadata: str) -> int | None:
-    """The latest version of the table whose commit carries `user_metadata` (a run id)."""
-    rows = (
-        DeltaTable.forPath(spark, path)
-        .history(50)
-        .where(F.col("userMetadata") == user_metadata)
-        .agg(F.max("version").alias("v"))
-        .first()
-    )
-    return rows["v"]
-
-
