@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import time
+
+from delta import exceptions as dx  # importing it makes PySpark raise Delta's conflict classes
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+
+from lakeloop.jobs.common import JobError
+
+log = logging.getLogger(__name__)
 
 
 def version(spark: SparkSession, path: str) -> int | None:
@@ -18,6 +27,26 @@ def read(spark: SparkSession, path: str) -> DataFrame:
     return spark.read.format("delta").load(path)
 
 
+# Commit conflicts of an overwrite: another transaction committed to the table between this
+# one's snapshot and its commit (files added or removed where this write reads or deletes, or
+# the table created / its schema changed under it). Not ConcurrentTransactionException: that is
+# the txnAppId guard of append_once.
+CONFLICTS = (
+    dx.ConcurrentAppendException,
+    dx.ConcurrentDeleteReadException,
+    dx.ConcurrentDeleteDeleteException,
+    dx.ConcurrentWriteException,
+    dx.MetadataChangedException,
+    dx.ProtocolChangedException,
+    dx.DeltaConcurrentModificationException,
+)
+WRITE_ATTEMPTS = 3  # replace_partition's attempts when commits conflict (1 = no retry)
+
+
+class ConcurrentWriteError(JobError):
+    """Another run committed the same table concurrently, every attempt: exit 1, re-run safe."""
+
+
 def replace_partition(
     df: DataFrame,
     path: str,
@@ -25,8 +54,49 @@ def replace_partition(
     value: str,
     user_metadata: str,
     partition_by: str | None = None,
+    attempts: int | None = None,
 ) -> None:
-    """Overwrite exactly the rows where `column = value` (replaceWhere): idempotent per date."""
+    """Overwrite exactly the rows where `column = value` (replaceWhere): idempotent per date.
+
+    Two runs of the same date at once: Delta's optimistic concurrency lets one commit and
+    rejects the other's commit as a whole (nothing of it lands). The loser writes the date
+    again on the new snapshot, up to `attempts` (default WRITE_ATTEMPTS) times in all — the
+    same as if it had run just after the winner; the date never holds two copies. When every
+    attempt conflicts, ConcurrentWriteError says so in one line."""
+    attempts = attempts or WRITE_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            _overwrite_where(df, path, column, value, user_metadata, partition_by)
+            return
+        except CONFLICTS as e:
+            kind = type(e).__name__
+            if attempt == attempts:
+                raise ConcurrentWriteError(
+                    f"another run wrote {column}={value} of {path} concurrently ({kind}, "
+                    f"{attempts} attempt(s)); the table holds that run's complete copy of the "
+                    "date and nothing of this one, and re-running is safe"
+                ) from None
+            log.warning(
+                "%s=%s of %s: a concurrent run committed first (%s); writing the date again "
+                "(attempt %d of %d)",
+                column,
+                value,
+                path,
+                kind,
+                attempt + 1,
+                attempts,
+            )
+            time.sleep(random.uniform(0.1, 0.5) * attempt)  # jitter: no lock-step re-conflict
+
+
+def _overwrite_where(
+    df: DataFrame,
+    path: str,
+    column: str,
+    value: str,
+    user_metadata: str,
+    partition_by: str | None,
+) -> None:
     w = (
         df.write.format("delta")
         .mode("overwrite")
