@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib
 import json
 import logging
@@ -107,6 +108,83 @@ def cmd_training_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history_table(commits: list) -> str:
+    """table_ops.Commit rows as aligned text columns (the run id last, unpadded)."""
+    head = ("version", "timestamp (UTC)", "operation", "metrics", "job", "run date", "status")
+    rows = [(*head, "run id")] + [
+        (
+            str(c.version),
+            c.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+            c.operation,
+            c.summary,
+            c.job or "",
+            str(c.run_date or ""),
+            c.status or "",
+            c.run_id or "",
+        )
+        for c in commits
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = (
+        "  ".join(v.ljust(w) for v, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+        for r in rows
+    )
+    return "".join(line.rstrip() + "\n" for line in lines)
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from pyspark.errors import PySparkException
+
+    from lakeloop import table_ops
+    from lakeloop.session import build_spark
+    from lakeloop.spec import load_pipeline
+
+    cfg = _cfg(args)
+    pipeline = load_pipeline(cfg, args.pipeline)
+    table_ops.resolve(pipeline, args.table)  # an unknown key fails before Spark starts
+    spark = build_spark(cfg, app_name=f"lakeloop-table-{pipeline.name}")
+    try:
+        if args.action == "history":
+            commits = table_ops.history(spark, pipeline, args.table, args.limit)
+            if not args.json:
+                sys.stdout.write(_history_table(commits))
+                return 0
+            result = [{**dataclasses.asdict(c), "summary": c.summary} for c in commits]
+        elif args.action == "restore":
+            rec = table_ops.restore(spark, pipeline, args.table, args.version, args.timestamp)
+            result = {"run_id": rec.run_id, **rec.details, "delta_versions": rec.delta_versions}
+        else:
+            v = table_ops.vacuum(
+                spark, pipeline, args.table, args.retain_hours, args.force, args.dry_run
+            )
+            result = {
+                "table": v.table.name,
+                "retain_hours": v.retain_hours,
+                "dry_run": args.dry_run,
+                "files": v.files if args.dry_run else len(v.files),
+                "models_at_risk": [str(a) for a in v.at_risk],
+                "run_id": v.run_id,
+            }
+    except table_ops.Refused as e:
+        log.error("table %s refused: %s", args.action, e)
+        return 2
+    except PySparkException as e:
+        log.error("table %s failed in Spark: %s", args.action, str(e).split("\n")[0][:2000])
+        return 1
+    sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+    return 0
+
+
+def _timestamp(v: str) -> dt.datetime:
+    try:
+        ts = dt.datetime.fromisoformat(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not an ISO timestamp") from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from lakeloop import demo
 
@@ -114,8 +192,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import datetime as dt
-
     p = argparse.ArgumentParser(prog="lakeloop", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -153,6 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, help="also write it as Parquet to this folder")
     _common(t)
 
+    tb = sub.add_parser("table", help="a pipeline table's Delta history, restore and vacuum")
+    actions = tb.add_subparsers(dest="action", required=True)
+    th = actions.add_parser("history", help="versions with the run that wrote each")
+    th.add_argument("--limit", type=int, default=None, help="the newest N versions only")
+    th.add_argument("--json", action="store_true", help="JSON instead of a table")
+    tr = actions.add_parser("restore", help="Delta RESTORE to a version (run-logged)")
+    when = tr.add_mutually_exclusive_group(required=True)
+    when.add_argument("--version", type=int)
+    when.add_argument("--timestamp", type=_timestamp, help="ISO; without a zone: UTC")
+    tv = actions.add_parser("vacuum", help="delete unreferenced files (run-logged)")
+    tv.add_argument("--retain-hours", type=float, default=None, help="default: the table's")
+    tv.add_argument("--force", action="store_true", help="allow < 168 h or breaking a model")
+    tv.add_argument("--dry-run", action="store_true", help="list what would be deleted")
+    for a in (th, tr, tv):
+        a.add_argument("--pipeline", default="houses", help="conf/pipelines/<name>.yaml or a path")
+        a.add_argument("--table", required=True, metavar="KEY", help="a key of the spec's tables")
+        _common(a)
+
     d = sub.add_parser("demo", help="the whole lifecycle on the embedded defaults")
     d.add_argument("--days", type=int, default=3)
     d.add_argument("--rows-per-day", type=int, default=400)
@@ -176,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             "generate": cmd_generate,
             "demo": cmd_demo,
             "training-set": cmd_training_set,
+            "table": cmd_table,
         }
         return commands[args.command](args)
     except ConfigError as e:
