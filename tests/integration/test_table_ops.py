@@ -169,6 +169,8 @@ def test_vacuum_that_would_break_a_model_names_it_and_force_deletes(spark, train
     assert old_files and not any(Path(table_ops._local(f)).exists() for f in old_files)
     with pytest.raises(Exception, match="FILE_NOT_EXIST"):  # time travel to version 0 fails
         delta_io.read_version(spark, path, 0).collect()  # (count() reads stats)
+    with pytest.raises(JobError, match=r"version 0 at .* cannot be read \(vacuumed"):
+        train.training_set_as_of(spark, p, model_version)  # a clear error, not a traceback
     assert delta_io.read(spark, path).count() == 60  # the current version is intact
     (logged,) = run_log(spark, p, "vacuum_table")
     assert logged.run_id == out["run_id"] and logged.status == "succeeded"

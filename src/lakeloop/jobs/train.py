@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import mlflow
 import mlflow.spark
 import pyspark
+from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.ml import PipelineModel
 from pyspark.ml.tuning import CrossValidator
@@ -478,7 +479,7 @@ def training_set_as_of(
     try:
         df = delta_io.read_version(spark, lin.path, lin.delta_version)
         rows, checksum = delta_io.checksum(df)
-    except PySparkException as e:
+    except (PySparkException, Py4JJavaError) as e:  # a vacuumed file: FILE_NOT_EXIST / JVM
         raise JobError(
             f"{lin.table} version {lin.delta_version} at {lin.path} cannot be read (vacuumed, "
             f"past log retention, or moved?): {str(e).splitlines()[0][:500]}"
