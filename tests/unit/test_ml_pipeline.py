@@ -56,7 +56,11 @@ def test_linear_pipeline_has_every_stage_in_order(spark, houses):
     ]
     imputer, indexer, _, assembler, lr = stages
     assert lr.getStandardization()  # MLlib scales inside the fit: no StandardScaler pass
-    assert imputer.getInputCols() == ["lot_sqft"]
+    assert imputer.getInputCols() == [
+        "lot_sqft",
+        "zip_median_price_90d",
+        "zip_median_price_per_sqft_90d",
+    ]
     assert imputer.getStrategy() == "median"
     assert indexer.getInputCols() == ["zipcode", "condition"]
     assert indexer.getHandleInvalid() == "keep"  # unseen zipcodes still score
