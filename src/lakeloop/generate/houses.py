@@ -41,7 +41,9 @@ ZIP_EFFECT = {f"98{100 + i:03d}": (i - 10) * 9_000.0 for i in range(20)}
 CONDITION_EFFECT = {"poor": -25_000.0, "fair": -8_000.0, "good": 0.0, "excellent": 30_000.0}
 NOISE_SD = 15_000.0
 DRIFT_PRICE_FACTOR = 1.25
-HISTORY_DAYS = 85  # backlog sales fall in the 85 days before the first day
+# backlog sales fall in the 30 days before the first day: inside every 90-day window of the
+# first days, and none dated more than a month back (a run date before that has no labels)
+HISTORY_DAYS = 30
 HISTORY_ID_OFFSET = 500_000  # backlog listing ids: L<listed date>-5xxxxx
 REFERENCE_YEAR = 2026
 WORDS = [
