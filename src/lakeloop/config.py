@@ -62,9 +62,7 @@ def mask(text: str) -> str:
 def masked_tree(value: Any, path: str = "") -> Any:
     """A JSON-like tree with credential keys' values and secret values replaced by ***."""
     if isinstance(value, dict):
-        return {
-            k: masked_tree(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()
-        }
+        return {k: masked_tree(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [masked_tree(v, path) for v in value]
     if value is not None and is_secret_key(path):

@@ -74,8 +74,7 @@ def main_for(
         return 1
     except Exception as e:  # a bug of lakeloop's: one line, the traceback at DEBUG
         log.error(
-            "%s failed: %s: %s (an unexpected error; LAKELOOP_LOG_LEVEL=DEBUG shows the "
-            "traceback)",
+            "%s failed: %s: %s (an unexpected error; LAKELOOP_LOG_LEVEL=DEBUG shows the traceback)",
             job,
             type(e).__name__,
             str(e).split("\n")[0][:2000],
