@@ -3,22 +3,13 @@ the same code works for local paths, `file://`, `hdfs://` and `s3a://` URIs."""
 
 from __future__ import annotations
 
-import logging
-
 from pyspark.sql import SparkSession
-
-log = logging.getLogger(__name__)
 
 
 def _fs_path(spark: SparkSession, uri: str):
     jvm = spark.sparkContext._jvm
     path = jvm.org.apache.hadoop.fs.Path(uri)
     return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
-
-
-def exists(spark: SparkSession, uri: str) -> bool:
-    fs, path = _fs_path(spark, uri)
-    return bool(fs.exists(path))
 
 
 def has_children(spark: SparkSession, uri: str) -> bool:

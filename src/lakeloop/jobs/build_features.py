@@ -85,7 +85,9 @@ def features_for(
 
 def merge_features(
     spark: SparkSession, pipeline: Pipeline, batch: DataFrame, run_id: str
-) -> int | None:
+) -> tuple[int, int]:
+    """MERGE `batch` into the feature table; (the version committed, rows it inserted or
+    updated), both from the one history entry of that commit."""
     spec = _spec(pipeline)
     key = pipeline.spec.entity_key
     path = pipeline.table_path(spec.table)
@@ -104,13 +106,10 @@ def merge_features(
         )
     finally:
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
-    return delta_io.version(spark, path)
-
-
-def _rows_merged(spark: SparkSession, path: str) -> int:
-    """Rows the table's last MERGE inserted or updated, from Delta's operation metrics."""
-    m = DeltaTable.forPath(spark, path).history(1).first()["operationMetrics"] or {}
-    return int(m.get("numTargetRowsInserted", 0)) + int(m.get("numTargetRowsUpdated", 0))
+    commit = DeltaTable.forPath(spark, path).history(1).first()
+    m = commit["operationMetrics"] or {}
+    merged = int(m.get("numTargetRowsInserted", 0)) + int(m.get("numTargetRowsUpdated", 0))
+    return commit["version"], merged
 
 
 def chunks(start: dt.date, end: dt.date, days: int) -> list[tuple[dt.date, dt.date]]:
@@ -135,10 +134,9 @@ def backfill(
         written = 0
         for lo, hi in ranges:
             batch = features_for(spark, pipeline, lo, hi)
-            rec.add_version(
-                pipeline.spec.table(spec.table), merge_features(spark, pipeline, batch, rec.run_id)
-            )
-            written += _rows_merged(spark, pipeline.table_path(spec.table))
+            version, merged = merge_features(spark, pipeline, batch, rec.run_id)
+            rec.add_version(pipeline.spec.table(spec.table), version)
+            written += merged
         # rows inserted or updated: entities that arrived in the range, whatever their
         # feature_date (a backlog listing can be dated before it arrived)
         rec.output_counts[spec.table] = written
