@@ -13,6 +13,7 @@ import hashlib
 import re
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -28,6 +29,18 @@ from lakeloop.config import (
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
 ColumnType = Literal["string", "int", "long", "double", "boolean", "date", "timestamp"]
+
+
+def check_zone(name: str) -> str:
+    """`name` when it is an IANA time zone name; ValueError otherwise."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"timezone {name!r} is not an IANA time zone name (e.g. UTC, Europe/Berlin, "
+            "America/New_York)"
+        ) from None
+    return name
 
 
 def _ident(v: str, what: str = "name") -> str:
@@ -357,6 +370,8 @@ class PipelineSpec(Strict):
     description: str = ""
     entity: str
     entity_key: str
+    # IANA zone of every date derived from a timestamp (partitions, windows, cut-offs)
+    timezone: str = "UTC"
     sources: Sources
     tables: dict[str, str]
     expectations: list[ValidationSpec] = Field(default_factory=list)
@@ -369,6 +384,7 @@ class PipelineSpec(Strict):
     retrain: dict[str, Any] | None = None
 
     _name = field_validator("name", "entity", "entity_key")(lambda cls, v: _ident(v))
+    _timezone = field_validator("timezone")(lambda cls, v: check_zone(v))
 
     @field_validator("tables")
     @classmethod
