@@ -140,3 +140,14 @@ def test_invalid_yaml_names_the_file(tmp_path):
 def test_set_pair_needs_equals():
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_set_pairs(["spark.master"])
+
+
+def test_duplicate_keys_in_a_config_file_are_an_error(tmp_path):
+    from lakeloop.config import read_yaml
+
+    f = tmp_path / "lakeloop.yaml"
+    f.write_text("spark:\n  master: local[2]\n  driver_memory: 1g\n  master: local[1]\n")
+    with pytest.raises(
+        ConfigError, match=r"duplicate key 'master' \(line 4; first given on line 2\)"
+    ):
+        read_yaml(f)

@@ -32,6 +32,7 @@ import logging
 import random
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from lakeloop.spec import FileSource, Pipeline
 
@@ -81,13 +82,36 @@ def expected_r2(price_sd: float) -> float:
     return 1.0 - (NOISE_SD**2) / (price_sd**2)
 
 
-def _listing(rng: random.Random, day: dt.date, i: int, drifted: bool) -> dict[str, Any]:
+def _stamp(t: dt.datetime) -> str:
+    """ISO text of a time: naive (read as UTC) for a UTC pipeline, with its offset otherwise."""
+    if t.tzinfo is None or t.utcoffset() == dt.timedelta(0):
+        return t.strftime("%Y-%m-%dT%H:%M:%S")
+    return t.isoformat(timespec="seconds")
+
+
+def _midnight(day: dt.date, zone: str) -> dt.datetime:
+    """The start of `day` in `zone` (naive for UTC, as the files have always been)."""
+    return dt.datetime.combine(day, dt.time(), None if zone == "UTC" else ZoneInfo(zone))
+
+
+def _listing(
+    rng: random.Random, day: dt.date, i: int, drifted: bool, zone: str = "UTC"
+) -> dict[str, Any]:
+    """A listing listed at a random time of `day` in the pipeline's zone (so a day's file holds
+    that local day's listings, some of them on the next UTC date)."""
     sqft = int(rng.gauss(2100 if drifted else 1800, 500))
-    listed = dt.datetime.combine(day, dt.time()) + dt.timedelta(seconds=rng.randrange(86_400))
+    start = _midnight(day, zone)
+    if start.tzinfo is None:
+        listed = start + dt.timedelta(seconds=rng.randrange(86_400))
+    else:  # 23, 24 or 25 hours: the instants of the local day
+        utc = start.astimezone(dt.UTC)
+        length = _midnight(day + dt.timedelta(days=1), zone).astimezone(dt.UTC) - utc
+        seconds = rng.randrange(int(length.total_seconds()))
+        listed = (utc + dt.timedelta(seconds=seconds)).astimezone(start.tzinfo)
     bedrooms = max(1, min(6, round(sqft / 600 + rng.gauss(0, 0.7))))
     return {
         "listing_id": f"L{day:%Y%m%d}-{i:06d}",
-        "listed_at": listed.strftime("%Y-%m-%dT%H:%M:%S"),
+        "listed_at": _stamp(listed),
         "zipcode": rng.choice(list(ZIP_EFFECT)),
         "sqft": max(400, sqft),
         "bedrooms": bedrooms,
@@ -174,7 +198,7 @@ def _sale(
         "listing_id": row["listing_id"],
         "zipcode": row["zipcode"],
         "sale_price": round(price, 2),
-        "sold_at": sold.strftime("%Y-%m-%dT%H:%M:%S"),
+        "sold_at": _stamp(sold),
     }
 
 
@@ -188,15 +212,17 @@ def _sales(rng: random.Random, rows: list[dict[str, Any]], drifted: bool) -> lis
     return sales
 
 
-def _history(rng: random.Random, day: dt.date, n: int) -> list[tuple[dict[str, Any], dt.datetime]]:
+def _history(
+    rng: random.Random, day: dt.date, n: int, zone: str = "UTC"
+) -> list[tuple[dict[str, Any], dt.datetime]]:
     """n past listings with their sale time: sold in the HISTORY_DAYS before `day`, listed 5-45
     days before the sale, so all of it precedes `day`."""
-    start = dt.datetime.combine(day, dt.time())
+    start = _midnight(day, zone)
     out = []
     for i in range(n):
         sold = start - dt.timedelta(seconds=rng.randrange(1, HISTORY_DAYS * 86_400))
         listed_day = (sold - dt.timedelta(days=rng.randint(5, 45))).date()
-        out.append((_listing(rng, listed_day, HISTORY_ID_OFFSET + i, drifted=False), sold))
+        out.append((_listing(rng, listed_day, HISTORY_ID_OFFSET + i, False, zone), sold))
     return out
 
 
@@ -263,7 +289,8 @@ def generate_day(
             "history_sales",
         )
     }
-    listings = [_listing(rng, day, i, drifted) for i in range(rows)]
+    zone = pipeline.spec.timezone
+    listings = [_listing(rng, day, i, drifted, zone) for i in range(rows)]
     for row in listings:
         _dirty(rng, row, malformed, counts)
     sources = {s.format: s for s in pipeline.spec.sources.files}
@@ -291,7 +318,7 @@ def generate_day(
         _file_path(pipeline, src, day, "history").unlink(missing_ok=True)
     if history:
         hrng = random.Random(f"history-{seed}-{day.isoformat()}")
-        past = _history(hrng, day, history)
+        past = _history(hrng, day, history, zone)
         old = [row for row, _ in past]
         for row in old:
             _dirty(hrng, row, malformed, counts)

@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from lakeloop import delta_io, runlog
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.spec import FeaturesSpec, Pipeline
+from lakeloop.timezones import local_date
 from lakeloop.transforms.features import (
     FEATURE_DATE,
     FEATURE_TS,
@@ -52,7 +53,8 @@ def _table(spark: SparkSession, pipeline: Pipeline, key: str) -> DataFrame:
 def features_for(
     spark: SparkSession, pipeline: Pipeline, start: dt.date, end: dt.date
 ) -> DataFrame:
-    """Feature rows for entities that arrived in [start, end]: reads, then pure transforms.
+    """Feature rows for entities that arrived (`_ingest_date`) in [start, end]: reads, then
+    pure transforms. `feature_date` is the entity's local date in the pipeline's zone.
     A spec that does not fit the tables raises SpecError here, before anything is written."""
     spec = _spec(pipeline)
     key = pipeline.spec.entity_key
@@ -67,19 +69,27 @@ def features_for(
     # MERGE needs one row per (key, feature_ts): the latest ingested (then last in its file)
     order = [c for c in (DATE_COLUMN, POSITION_COLUMN) if c in entities.columns]
     entities = latest_per_key(entities, [key, spec.timestamp], order or [spec.timestamp])
-    feats = entity_features(entities, spec, key)
+    zone = pipeline.spec.timezone
+    feats = entity_features(entities, spec, key, zone)
+    if not spec.aggregates:
+        return feats
+    # the local days the batch's windows reach back from: an entity that arrived in the range
+    # can be dated before it (a backlog listing), so the bounds come from the rows themselves
+    days = feats.agg(F.min(FEATURE_DATE).alias("lo"), F.max(FEATURE_DATE).alias("hi")).first()
+    first_day, last_day = days["lo"] or start, days["hi"] or end
     aggs = []
     for i, a in enumerate(spec.aggregates):
         where = f"features.aggregates[{i}]"
-        lo = start - dt.timedelta(days=a.window_days)
+        lo = first_day - dt.timedelta(days=a.window_days)
         source = _table(spark, pipeline, a.source)
         require_columns(
             source, [(f"{where}.event_time", a.event_time)], pipeline.spec.table(a.source)
         )
-        events = source.where(F.to_date(a.event_time).between(F.lit(lo), F.lit(end)))
+        event_day = local_date(a.event_time, zone)
+        events = source.where(event_day.between(F.lit(lo), F.lit(last_day)))
         enrich = _table(spark, pipeline, a.join.table) if a.join else None
         events = enriched_events(events, enrich, a.join, a.event_time, f"{where}.join")
-        aggs.append(window_aggregate(feats, events, a, i))
+        aggs.append(window_aggregate(feats, events, a, i, zone))
     return with_aggregates(feats, aggs, spec.aggregates)
 
 

@@ -17,6 +17,7 @@ from lakeloop import delta_io, runlog
 from lakeloop.config import SpecError
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.spec import LabelSpec, Pipeline
+from lakeloop.timezones import local_date
 from lakeloop.transforms.features import FEATURE_DATE, FEATURE_TS
 from lakeloop.transforms.training import HAS_FEATURES, point_in_time_training_set
 
@@ -24,9 +25,12 @@ log = logging.getLogger(__name__)
 JOB = "build_training_set"
 
 
-def label_events(silver: DataFrame, label: LabelSpec, entity_key: str, date: dt.date) -> DataFrame:
-    """The label columns of the label events dated on or before `date`. A column the spec names
-    that the label table lacks is a SpecError naming the spec key."""
+def label_events(
+    silver: DataFrame, label: LabelSpec, entity_key: str, date: dt.date, zone: str = "UTC"
+) -> DataFrame:
+    """The label columns of the label events whose local date (event time, in `zone`) is on or
+    before `date`. The label id may be the entity key itself (one outcome per entity). A column
+    the spec names that the label table lacks is a SpecError naming the spec key."""
     wanted = {
         "label.id": label.id,
         "entity_key": entity_key,
@@ -39,9 +43,8 @@ def label_events(silver: DataFrame, label: LabelSpec, entity_key: str, date: dt.
             f"{', '.join(unknown)}: no such column in the label source (it has: "
             f"{', '.join(c for c in silver.columns if not c.startswith('_'))})"
         )
-    return silver.where(F.to_date(label.event_time) <= F.lit(date)).select(
-        label.id, entity_key, label.event_time, label.column
-    )
+    columns = list(dict.fromkeys(wanted.values()))  # label.id may be the entity key
+    return silver.where(local_date(label.event_time, zone) <= F.lit(date)).select(*columns)
 
 
 def training_set(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> DataFrame:
@@ -54,26 +57,30 @@ def training_set(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> Data
             raise JobError(
                 f"{spec.table(key)} does not exist at {path}; run validate and build_features first"
             )
+    zone = spec.timezone
     labels = label_events(
-        delta_io.read(spark, paths[spec.label.source]), spec.label, spec.entity_key, date
+        delta_io.read(spark, paths[spec.label.source]), spec.label, spec.entity_key, date, zone
     )
     bounds = labels.agg(
-        F.to_date(F.min(spec.label.event_time)).alias("lo"),
-        F.to_date(F.max(spec.label.event_time)).alias("hi"),
+        local_date(F.min(spec.label.event_time), zone).alias("lo"),
+        local_date(F.max(spec.label.event_time), zone).alias("hi"),
     ).first()
     if bounds["lo"] is None:
         raise JobError(f"no label events in {spec.table(spec.label.source)} on or before {date}")
     features = delta_io.read(spark, paths[spec.features.table])
-    return point_in_time_training_set(
-        labels,
-        features,
-        spec.entity_key,
-        spec.label.event_time,
-        FEATURE_TS,
-        spec.label.lookback_days,
-        FEATURE_DATE,
-        (bounds["lo"], bounds["hi"]),
-    )
+    try:
+        return point_in_time_training_set(
+            labels,
+            features,
+            spec.entity_key,
+            spec.label.event_time,
+            FEATURE_TS,
+            spec.label.lookback_days,
+            FEATURE_DATE,
+            (bounds["lo"], bounds["hi"]),
+        )
+    except ValueError as e:  # a column on both sides: the spec check at load catches most
+        raise SpecError(f"pipeline {pipeline.name}: label and features: {e}") from None
 
 
 def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRecord:

@@ -1,5 +1,9 @@
-"""predict: score the day's entities (the feature rows dated on the run date) with the registry's
-`champion` and write them to the predictions table, partitioned by prediction date.
+"""predict: score the day's entities (the feature rows dated on the run date, a local date in
+the pipeline's time zone) with the registry's `champion` and write them to the predictions
+table, partitioned by prediction date. Every entity of the day is scored: the entities of D in
+the entity (silver) table must all have a feature row of D (else an error says which ingest
+dates build_features has not run for), and the predictions written must number the feature
+rows of D; the run log records entities, feature rows and predictions.
 
 The write is `replaceWhere prediction_date = D`: a re-run or a backfill replaces exactly that
 date and nothing else. Every row carries the model's name, version and MLflow run id; when a
@@ -12,19 +16,61 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
+from dataclasses import dataclass
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.ml import tracking
 from lakeloop.spec import Pipeline
+from lakeloop.timezones import day_bounds, local_date
 from lakeloop.transforms.features import FEATURE_DATE, FEATURE_TS
 from lakeloop.transforms.modeling import ERROR, PREDICTION_DATE, ScoringModel, scored_entities
 
 log = logging.getLogger(__name__)
 JOB = "predict"
+
+
+@dataclass(frozen=True)
+class DayEntities:
+    entities: int  # distinct (entity key, timestamp) of the entity table dated D (local)
+    feature_rows: int  # feature rows with feature_date D
+    without_features: int  # entities of D that have no feature row
+    missing_ingest_dates: str  # the `_ingest_date`s of those, e.g. "2026-01-02, 2026-01-03"
+
+
+def entities_of_day(
+    spark: SparkSession, pipeline: Pipeline, features: DataFrame, date: dt.date
+) -> DayEntities:
+    """The entities of `date` in the pipeline's zone, per the entity (silver) table: those
+    whose timestamp's local date is `date`, and how many of them have no row in `features`
+    (the feature rows of the date). A feature row of an entity version that silver no longer
+    holds (a relisting superseded it) is still scored: it is an entity of that day."""
+    spec = pipeline.spec
+    f = spec.features
+    key, ts = spec.entity_key, f.timestamp
+    lo, hi = day_bounds(date, spec.timezone)
+    silver = delta_io.read(spark, pipeline.table_path(f.source))
+    # the instant bounds prune files by their min/max stats; the local date is exact
+    of_day = (
+        silver.where(F.col(ts).between(F.lit(lo), F.lit(hi)))
+        .where(local_date(ts, spec.timezone) == F.lit(date))
+        .groupBy(key, ts)
+        .agg(F.min("_ingest_date").alias("_ingest_date"))
+    )
+    have = features.select(key, F.col(FEATURE_TS).alias(ts)).distinct()
+    missing = of_day.join(have, [key, ts], "left_anti")
+    r = of_day.agg(F.count(F.lit(1)).alias("n")).first()
+    m = missing.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.array_join(F.array_sort(F.collect_set(F.col("_ingest_date").cast("string"))), ", ").alias(
+            "dates"
+        ),
+    ).first()
+    n_features = features.count()
+    return DayEntities(r["n"], n_features, m["n"], m["dates"] or "")
 
 
 def _scoring_model(ref: tracking.ModelRef) -> ScoringModel:
@@ -57,10 +103,22 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                 "run build_features first"
             )
         entities = delta_io.read(spark, features_path).where(F.col(FEATURE_DATE) == F.lit(date))
-        if entities.isEmpty():
+        day = entities_of_day(spark, pipeline, entities, date)
+        rec.input_counts["entities"] = day.entities
+        rec.input_counts["feature_rows"] = day.feature_rows
+        if day.feature_rows == 0:
             raise JobError(
-                f"{spec.table(spec.features.table)} has no rows for {date}: run build_features "
-                f"for {date} first; the predictions of {date} were left as they were"
+                f"{spec.table(spec.features.table)} has no rows for {date} "
+                f"({spec.timezone}): run build_features for {date} first; the predictions "
+                f"of {date} were left as they were"
+            )
+        if day.without_features:
+            raise JobError(
+                f"{day.without_features} of the {day.entities} entities of {date} "
+                f"({spec.timezone}) in {spec.table(spec.features.source)} have no feature "
+                f"row (they arrived on {day.missing_ingest_dates}): run build_features for "
+                f"those dates, then predict again; the predictions of {date} were left as "
+                "they were"
             )
         scored = scored_entities(
             entities,
@@ -91,6 +149,11 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         rows, errors, checksum = r["rows"], r["errors"], r["checksum"]
         rec.output_counts[key] = rows
         rec.output_counts[f"{key}.not_scored"] = errors
+        if rows != day.feature_rows:  # never expected; loud if it ever happens
+            raise JobError(
+                f"{spec.table(key)} holds {rows} predictions for {date} but {day.feature_rows} "
+                f"feature rows of {date} were scored (version {rec.delta_versions})"
+            )
         rec.details.update(
             model=m.name,
             champion_version=str(champion.version),

@@ -1,9 +1,11 @@
 """Feature transforms: per-entity SQL features and windowed aggregates over event time.
 
-An entity row (a listing) gets its features as of its own timestamp `feature_ts`. Windowed
-aggregates (e.g. the 90-day median sale price per zipcode) only see source events dated in
-[feature_date - window_days, feature_date), strictly before the entity's day, so a feature
-never contains information from its own future.
+An entity row (a listing) gets its features as of its own timestamp `feature_ts`; its
+`feature_date` is the local date of `feature_ts` in the pipeline's time zone. Windowed
+aggregates (e.g. the 90-day median sale price per zipcode) only see source events whose local
+date is in [feature_date - window_days, feature_date), strictly before the entity's day, so a
+feature never contains information from its own future, and a day's boundary is midnight in
+the pipeline's zone.
 
 A spec that does not fit the data (an unknown column, a SQL expression Spark cannot resolve)
 raises `SpecError` naming the spec key, e.g. `features.columns.total_rooms: unknown column
@@ -22,6 +24,7 @@ from pyspark.sql import functions as F
 
 from lakeloop.config import SpecError
 from lakeloop.spec import AggregateJoin, FeaturesSpec, WindowAggregate
+from lakeloop.timezones import UTC, local_date
 
 FEATURE_TS = "feature_ts"
 FEATURE_DATE = "feature_date"
@@ -67,9 +70,11 @@ def _resolved(where: str, sql: str, build: Callable[[Column], DataFrame]) -> Dat
         raise SpecError(f"{where}: {_problem(e)} (in `{sql}`)") from e
 
 
-def entity_features(entities: DataFrame, spec: FeaturesSpec, entity_key: str) -> DataFrame:
+def entity_features(
+    entities: DataFrame, spec: FeaturesSpec, entity_key: str, zone: str = UTC
+) -> DataFrame:
     """Entity attributes (non-underscore columns) + the spec's SQL features, keyed by
-    (entity_key, feature_ts)."""
+    (entity_key, feature_ts); `feature_date` is the local date of feature_ts in `zone`."""
     require_columns(
         entities,
         [("entity_key", entity_key), ("features.timestamp", spec.timestamp)],
@@ -77,7 +82,7 @@ def entity_features(entities: DataFrame, spec: FeaturesSpec, entity_key: str) ->
     )
     attrs = [c for c in entities.columns if not c.startswith("_")]
     out = entities.select(*attrs, F.col(spec.timestamp).alias(FEATURE_TS))
-    out = out.withColumn(FEATURE_DATE, F.to_date(FEATURE_TS))
+    out = out.withColumn(FEATURE_DATE, local_date(FEATURE_TS, zone))
     for name, sql in spec.columns.items():  # one at a time, to name the one that fails
         _resolved(f"features.columns.{name}", sql, out.select)
     return out.withColumns({name: F.expr(sql) for name, sql in spec.columns.items()})
@@ -128,10 +133,14 @@ def enriched_events(
 
 
 def window_aggregate(
-    keys: DataFrame, events: DataFrame, agg: WindowAggregate, index: int | None = None
+    keys: DataFrame,
+    events: DataFrame,
+    agg: WindowAggregate,
+    index: int | None = None,
+    zone: str = UTC,
 ) -> DataFrame:
-    """(agg.key, feature_date) -> agg.expr over the events with event date in
-    [feature_date - window_days, feature_date), evaluated as written (`count(*)`,
+    """(agg.key, feature_date) -> agg.expr over the events whose local date in `zone` (the
+    zone of feature_date) is in [feature_date - window_days, feature_date), evaluated as written (`count(*)`,
     `count(distinct x)`, `percentile_approx(...)`). A key with no events in its window gets
     what the expression gives over no rows: 0 for a count, null for most others."""
     where = f"features.aggregates[{agg.name if index is None else index}]"
@@ -141,7 +150,7 @@ def window_aggregate(
         [(f"{where}.key", agg.key), (f"{where}.event_time", agg.event_time)],
         f"the aggregate's source ({agg.source})",
     )
-    ev = events.withColumn("_event_date", F.to_date(agg.event_time))
+    ev = events.withColumn("_event_date", local_date(agg.event_time, zone))
     k = keys.select(agg.key, FEATURE_DATE).distinct()
     cond = (
         (k[agg.key] == ev[agg.key])

@@ -1,6 +1,7 @@
 import datetime as dt
 
 import pytest
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from lakeloop.config import SpecError
@@ -214,3 +215,41 @@ def test_latest_per_key_makes_keys_unique(spark):
 def test_missing_column_is_named(spark):
     with pytest.raises(ValueError, match="listed_at"):
         entity_features(spark.createDataFrame([("L1",)], "listing_id string"), SPEC, "listing_id")
+
+
+LA = "America/Los_Angeles"  # UTC-8 in January
+
+
+def _utc(*a):
+    return dt.datetime(*a, tzinfo=dt.UTC)
+
+
+def test_feature_date_and_windows_are_local_days_in_the_pipeline_zone(spark):
+    """A listing at 20:30 on Jan 5 in Los Angeles is 04:30 on Jan 6 in UTC: its feature_date is
+    Jan 5, and its 1-day window is Jan 4 local, midnight to midnight in Los Angeles."""
+    listings = spark.createDataFrame(
+        [("L1", _utc(2026, 1, 6, 4, 30), "98101", 3, 2.0)],
+        "listing_id string, listed_at timestamp, zipcode string, bedrooms int, bathrooms double",
+    )
+    sales = spark.createDataFrame(
+        [
+            (_utc(2026, 1, 4, 7, 30), 100.0),  # Jan 3, 23:30 local: before the window
+            (_utc(2026, 1, 4, 8, 30), 200.0),  # Jan 4, 00:30 local: in it
+            (_utc(2026, 1, 5, 7, 59), 300.0),  # Jan 4, 23:59 local: in it
+            (_utc(2026, 1, 5, 8, 0), 400.0),  # Jan 5, 00:00 local: the listing's own day
+        ],
+        "sold_at timestamp, sale_price double",
+    ).withColumn("zipcode", F.lit("98101"))
+    one_day = COUNT.model_copy(update={"window_days": 1})
+    total = one_day.model_copy(update={"name": "zip_sum", "expr": "sum(sale_price)"})
+    feats = entity_features(listings, SPEC, "listing_id", LA)
+    assert feats.first()["feature_date"] == dt.date(2026, 1, 5)
+    aggs = [window_aggregate(feats, sales, a, zone=LA) for a in (one_day, total)]
+    row = with_aggregates(feats, aggs, [one_day, total]).first()
+    assert (row["zip_n"], row["zip_sum"]) == (2, 500.0)
+    # the same rows read in UTC: the listing is a Jan 6 entity and its window is Jan 5 UTC
+    utc = entity_features(listings, SPEC, "listing_id")
+    row = with_aggregates(
+        utc, [window_aggregate(utc, sales, a) for a in (one_day, total)], [one_day, total]
+    ).first()
+    assert (row["feature_date"], row["zip_n"], row["zip_sum"]) == (dt.date(2026, 1, 6), 2, 700.0)
