@@ -64,9 +64,19 @@ def training_set(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> Data
     bounds = labels.agg(
         local_date(F.min(spec.label.event_time), zone).alias("lo"),
         local_date(F.max(spec.label.event_time), zone).alias("hi"),
+        F.count(F.lit(1)).alias("rows"),
+        F.count_distinct(spec.label.id).alias("ids"),
     ).first()
+    source = spec.table(spec.label.source)
     if bounds["lo"] is None:
-        raise JobError(f"no label events in {spec.table(spec.label.source)} on or before {date}")
+        raise JobError(f"no label events in {source} on or before {date}")
+    if bounds["rows"] != bounds["ids"]:
+        raise JobError(
+            f"{source} holds {bounds['rows']} label rows on or before {date} but only "
+            f"{bounds['ids']} distinct label ids ({spec.label.id}): a training set has one label "
+            f"per id. De-duplicate the label source with a `cleaning.dedup` on "
+            f"[{spec.label.id}] in its expectations entry and re-run validate; nothing was written"
+        )
     features = delta_io.read(spark, paths[spec.features.table])
     try:
         return point_in_time_training_set(

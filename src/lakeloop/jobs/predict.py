@@ -52,7 +52,13 @@ def entities_of_day(
     f = spec.features
     key, ts = spec.entity_key, f.timestamp
     lo, hi = day_bounds(date, spec.timezone)
-    silver = delta_io.read(spark, pipeline.table_path(f.source))
+    path = pipeline.table_path(f.source)
+    if delta_io.version(spark, path) is None:
+        raise JobError(
+            f"{spec.table(f.source)} (features.source) does not exist at {path}: the entities "
+            "of the day cannot be counted; run validate and build_features first"
+        )
+    silver = delta_io.read(spark, path)
     # the instant bounds prune files by their min/max stats; the local date is exact
     of_day = (
         silver.where(F.col(ts).between(F.lit(lo), F.lit(hi)))
@@ -83,19 +89,6 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         raise JobError(f"pipeline {pipeline.name} needs `model` and `features` to predict")
     m = spec.model
     with runlog.recording(spark, pipeline, JOB, date) as rec:
-        client = tracking.configure(pipeline.cfg)
-        champion = tracking.by_alias(client, m.name, tracking.CHAMPION)
-        if champion is None:
-            n = tracking.version_count(client, m.name)
-            raise JobError(
-                f"model {m.name} has no `{tracking.CHAMPION}` in the registry at "
-                f"{tracking.resolve_uri(pipeline.cfg, pipeline.cfg.mlflow.tracking_uri)} "
-                f"({n} version(s) registered, none promoted): run `lakeloop run train` until a "
-                "model passes the spec's promotion thresholds; nothing was written"
-            )
-        challenger = tracking.by_alias(client, m.name, tracking.CHALLENGER)
-        if challenger is not None and challenger.version == champion.version:
-            challenger = None
         features_path = pipeline.table_path(spec.features.table)
         if delta_io.version(spark, features_path) is None:
             raise JobError(
@@ -120,6 +113,19 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                 f"those dates, then predict again; the predictions of {date} were left as "
                 "they were"
             )
+        client = tracking.configure(pipeline.cfg)
+        champion = tracking.by_alias(client, m.name, tracking.CHAMPION)
+        if champion is None:
+            n = tracking.version_count(client, m.name)
+            raise JobError(
+                f"model {m.name} has no `{tracking.CHAMPION}` in the registry at "
+                f"{tracking.resolve_uri(pipeline.cfg, pipeline.cfg.mlflow.tracking_uri)} "
+                f"({n} version(s) registered, none promoted): run `lakeloop run train` until a "
+                "model passes the spec's promotion thresholds; nothing was written"
+            )
+        challenger = tracking.by_alias(client, m.name, tracking.CHALLENGER)
+        if challenger is not None and challenger.version == champion.version:
+            challenger = None
         scored = scored_entities(
             entities,
             _scoring_model(champion),
