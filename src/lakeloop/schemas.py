@@ -23,6 +23,21 @@ def struct_of(columns: list[Column]) -> T.StructType:
     return T.StructType([T.StructField(c.name, SPARK_TYPES[c.type], True) for c in columns])
 
 
+TEMPORAL = ("timestamp", "date")
+
+
+def read_struct(columns: list[Column]) -> T.StructType:
+    """The schema a source is read with: timestamp/date columns as strings (lakeloop parses
+    them itself per the column's format/unit and range, see transforms.bronze), the others
+    typed, so Spark's reader rejects a wrong number or boolean."""
+    return T.StructType(
+        [
+            T.StructField(c.name, T.StringType() if c.type in TEMPORAL else SPARK_TYPES[c.type])
+            for c in columns
+        ]
+    )
+
+
 # Lineage columns added to every bronze row read from files.
 FILE_LINEAGE = T.StructType(
     [
@@ -46,7 +61,10 @@ KAFKA_LINEAGE = T.StructType(
         T.StructField("_kafka_timestamp", T.TimestampType(), True),
         T.StructField("_key", T.StringType(), True),
         T.StructField("_batch_id", T.LongType(), False),
-        T.StructField("_ingest_date", T.DateType(), False),
+        T.StructField("_ingest_date", T.DateType(), False),  # the run's date: arrival
+        # the local date (pipeline timezone) of the source's event_time_field; null without one
+        # and on dead-letter rows
+        T.StructField("_event_date", T.DateType(), True),
     ]
 )
 

@@ -49,12 +49,79 @@ def _ident(v: str, what: str = "name") -> str:
     return v
 
 
+# The default range of a timestamp/date column: min <= value < max (a value outside it, e.g.
+# epoch milliseconds read as seconds, is a malformed record, never stored).
+TIME_MIN = dt.date(1970, 1, 1)
+TIME_MAX = dt.date(2200, 1, 1)
+# Letters of Spark's datetime patterns that can parse (week-based Y w u W e c cannot, Spark 3+).
+_PATTERN_LETTERS = frozenset("GyDMLdQqEFahKkHmsSVzOXxZ")
+_PATTERN_DOC = "https://spark.apache.org/docs/latest/sql-ref-datetime-pattern.html"
+
+
+def check_datetime_pattern(pattern: str) -> str:
+    """`pattern` when every letter outside quotes is one of Spark's parsing pattern letters."""
+    if not pattern.strip():
+        raise ValueError("format is empty")
+    unquoted = re.sub(r"'[^']*'?", "", pattern)  # 'T', 'at', '' are literal text
+    bad = sorted({ch for ch in unquoted if ch.isalpha() and ch not in _PATTERN_LETTERS})
+    if bad:
+        raise ValueError(
+            f"format {pattern!r}: {', '.join(bad)}: not a Spark datetime pattern letter "
+            f"(week-based ones cannot parse; quote literal text, e.g. 'T'): see {_PATTERN_DOC}"
+        )
+    return pattern
+
+
 class Column(Strict):
+    """A column of a source schema. A timestamp/date value is parsed by the column's `format`
+    (a Spark datetime pattern, e.g. `dd/MM/yyyy HH:mm`; timestamp and date columns) or `unit`
+    (`s`, `ms`, `us`: the value is a number since the Unix epoch; timestamp columns), or,
+    without either, as an ISO-8601 string. A plain number in a timestamp/date column without
+    `unit`/`format` is malformed (its unit is unknown). A value that does not parse, or lies
+    outside `min` <= value < `max` (dates; default 1970-01-01 .. 2200-01-01, UTC for
+    timestamps), makes the record malformed with a reason naming the column and value."""
+
     name: str
     type: ColumnType
     nullable: bool = True
+    format: str | None = None
+    unit: Literal["s", "ms", "us"] | None = None
+    min: dt.date | None = None
+    max: dt.date | None = None
 
     _name = field_validator("name")(lambda cls, v: _ident(v, "column name"))
+    _format = field_validator("format")(
+        lambda cls, v: v if v is None else check_datetime_pattern(v)
+    )
+
+    @model_validator(mode="after")
+    def _time_options(self) -> Column:
+        temporal = self.type in ("timestamp", "date")
+        if self.unit and self.format:
+            raise ValueError(
+                f"column {self.name}: give either unit (an epoch number) or format (a "
+                "pattern), not both"
+            )
+        if self.unit and self.type != "timestamp":
+            raise ValueError(
+                f"column {self.name}: unit is only for timestamp columns (this one is "
+                f"{self.type}{'; use format' if temporal else ''})"
+            )
+        for key in ("format", "min", "max"):
+            if getattr(self, key) is not None and not temporal:
+                raise ValueError(
+                    f"column {self.name}: {key} is only for timestamp and date columns (this "
+                    f"one is {self.type})"
+                )
+        if temporal and self.time_range[0] >= self.time_range[1]:
+            lo, hi = self.time_range
+            raise ValueError(f"column {self.name}: min {lo} must be before max {hi}")
+        return self
+
+    @property
+    def time_range(self) -> tuple[dt.date, dt.date]:
+        """[min, max) of a timestamp/date value (the column's, or 1970-01-01 .. 2200-01-01)."""
+        return self.min or TIME_MIN, self.max or TIME_MAX
 
 
 class FileSource(Strict):
@@ -95,6 +162,12 @@ class KafkaSource(Strict):
     checkpoint: str | None = None  # default: _checkpoints/<pipeline>/<source> under the lakehouse
     # A broker that does not answer for this long fails the run (bounded; re-running is safe).
     broker_timeout_s: float = Field(30.0, gt=0, le=600)
+    # The topic as `lakeloop kafka create-topics` creates it (the broker never auto-creates):
+    # partitions can only be increased later; retention_ms unset = the broker's default
+    # (log.retention.*), -1 = keep forever.
+    partitions: int = Field(1, ge=1, le=10_000)
+    replication_factor: int = Field(1, ge=1, le=32)
+    retention_ms: int | None = Field(None, ge=-1)
 
     _name = field_validator("name")(lambda cls, v: _ident(v, "source name"))
 
@@ -293,12 +366,24 @@ class Bound(Strict):
 
 
 class PromotionSpec(Strict):
-    """The champion/challenger gate. A new model must meet every `thresholds` bound on the test
-    window; it then replaces the champion only if its `metric` on the same window is better by
-    at least `margin` (relative: 0.02 = 2% better than the champion's)."""
+    """The champion/challenger gate, on the held-out test window.
+
+    A model passes the gate when it meets every `thresholds` bound AND its `metric` beats the
+    naive baseline by at least `baseline_margin` (relative to the baseline's value: 0.0 =
+    strictly better, 0.05 = 5% better). The naive baseline is a constant model of the training
+    labels scored on the same window: for regression the training mean or the training median,
+    whichever scores better on `metric`; for classification the majority class, with the
+    training share of positives (the prior) as its probability (AUC 0.5). A model that does not
+    beat it is never promoted, whatever the thresholds say.
+
+    A model that passes replaces the champion only if its `metric` is also better than the
+    champion's on the same window by at least `margin` (relative: 0.02 = 2% better). The
+    champion is re-checked against the gate at every train, so tightened thresholds take effect
+    at once: a champion that no longer passes is demoted (the `champion` alias is removed)."""
 
     metric: str | None = None
     margin: float = Field(0.0, ge=0)
+    baseline_margin: float = Field(0.0, ge=0)
     thresholds: dict[str, Bound] = Field(default_factory=dict)
 
 
@@ -432,6 +517,53 @@ class PipelineSpec(Strict):
         if len(names) != len(set(names)):
             raise ValueError(f"source names must be unique, got {names}")
         return self
+
+    @model_validator(mode="after")
+    def _label_feature_clash(self) -> PipelineSpec:
+        """A label column that is also a feature-table column would appear twice in the
+        training set: caught here, before any data is read."""
+        if self.label is None or self.features is None:
+            return self
+        f = self.features
+        entity = self.silver_columns(f.source)
+        feature_cols = {*f.columns, *(a.name for a in f.aggregates), "feature_ts", "feature_date"}
+        feature_cols |= {c for c in entity or () if not c.startswith("_")}
+        feature_cols.discard(self.entity_key)
+        lab = self.label
+        keys = {"label.id": lab.id, "label.event_time": lab.event_time, "label.column": lab.column}
+        clash = [f"{k} ({c})" for k, c in keys.items() if c in feature_cols]
+        if clash:
+            where = self.source_names(lab.source)
+            raise ValueError(
+                f"{', '.join(clash)}: also a column of the feature table {f.table!r} (from "
+                f"features.source {f.source!r} or features.columns/aggregates), so the training "
+                "set would hold it twice. Rename it on one side: the field in the label "
+                f"source's schema ({where or 'its source'}) or the feature column; only the "
+                "entity key may be on both sides"
+            )
+        return self
+
+    def _feeding(self, silver_key: str) -> list[FileSource | KafkaSource]:
+        """The sources whose bronze table the validation of `silver_key` reads."""
+        bronze = {v.source for v in self.expectations if v.silver == silver_key}
+        return [s for s in (*self.sources.files, *self.sources.kafka) if s.table in bronze]
+
+    def silver_columns(self, silver_key: str) -> set[str] | None:
+        """The data columns of a silver table per its sources' schemas (None: not known)."""
+        feeding = self._feeding(silver_key)
+        if not feeding:
+            return None
+        cols: set[str] = set()
+        for s in feeding:
+            cols |= {c.name for c in (s.columns if isinstance(s, FileSource) else s.value_schema)}
+        return cols
+
+    def source_names(self, silver_key: str) -> str:
+        kinds = {FileSource: ("files", "schema"), KafkaSource: ("kafka", "value_schema")}
+        return ", ".join(
+            f"sources.{kinds[type(s)][0]}[{s.name}].{kinds[type(s)][1]}"
+            for s in self._feeding(silver_key)
+        )
 
     @property
     def model_label(self) -> str:

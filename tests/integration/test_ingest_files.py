@@ -2,15 +2,20 @@
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from lakeloop import delta_io
+from lakeloop import delta_io, runlog
 from lakeloop.generate import houses as gen
 from lakeloop.jobs import ingest_files
 from lakeloop.jobs.common import JobError
+from tests.conftest import ROOT, spec_variant
 
 D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 
@@ -87,7 +92,7 @@ def test_same_date_twice_gives_identical_content_and_leaves_other_dates(spark, l
 
 def test_run_log_gets_one_row_per_run_with_counts_and_versions(spark, landed):
     ingest_files.run(spark, landed, D1)
-    log = delta_io.read(spark, landed.table_path("run_log")).where("job = 'ingest_files'")
+    log = runlog.runs(spark, landed).where("job = 'ingest_files'")
     row = log.collect()[-1]
     assert log.count() == 1 and row["status"] == "succeeded" and row["pipeline"] == "houses"
     assert row["input_counts"]["bronze_listings.csv.records"] == 210
@@ -133,3 +138,117 @@ def test_main_returns_clear_exit_codes(cfg, capsys, caplog):
     with pytest.raises(SystemExit):
         ingest_files.main(["--pipeline", "houses", "--date", "01/02/2026"])
     assert "not a YYYY-MM-DD date" in capsys.readouterr().err
+
+
+# --- hand-written files: timestamps, header detail, wide CSV --------------------------------------
+
+HOUSE_COLUMNS = [
+    "listing_id",
+    "listed_at",
+    "zipcode",
+    "sqft",
+    "bedrooms",
+    "bathrooms",
+    "year_built",
+    "lot_sqft",
+    "condition",
+    "has_garage",
+    "description",
+]
+
+
+def _land(pipeline, day, csv_lines, json_records):
+    folder = pipeline.root / "landing/houses/listings" / f"date={day.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "part-0.csv").write_text("\n".join(csv_lines) + "\n")
+    if json_records:
+        lines = "\n".join(json.dumps(r) for r in json_records)
+        (folder / "part-0.json").write_text(lines + "\n")
+
+
+def _house(listing_id, listed_at, **more):
+    data = ["98101", 1500, 3, 2.0, 1990, 5000, "good", True, "x"]
+    values = dict(zip(HOUSE_COLUMNS[2:], data, strict=True))
+    return {"listing_id": listing_id, "listed_at": listed_at, **values, **more}
+
+
+def _csv_line(row):
+    return ",".join("true" if v is True else str(v) for v in row.values())
+
+
+def test_epoch_millis_with_unit_ms_land_as_the_right_instant_and_bad_ones_are_malformed(
+    spark, cfg, tmp_path
+):
+    pipeline, _ = spec_variant(
+        cfg, tmp_path, lambda d: d["sources"]["files"][0]["schema"][1].update(unit="ms")
+    )
+    at = 1767261000000  # 2026-01-01T09:50:00Z
+    _land(
+        pipeline,
+        D1,
+        [",".join(HOUSE_COLUMNS), _csv_line(_house("C1", at)), _csv_line(_house("C2", "soon"))],
+        [_house("J1", at), _house("J2", at * 1000)],  # J2: microseconds declared as ms
+    )
+    rec = ingest_files.run(spark, pipeline, D1)
+    bronze = delta_io.read(spark, pipeline.table_path("bronze_listings"))
+    good = bronze.where("_error is null").select(
+        "listing_id", F.date_format("listed_at", "yyyy-MM-dd HH:mm:ss").alias("listed_at")
+    )
+    assertDataFrameEqual(
+        good,
+        spark.createDataFrame(
+            [("C1", "2026-01-01 09:50:00"), ("J1", "2026-01-01 09:50:00")], good.schema
+        ),
+    )
+    bad = {r["_source_format"]: r for r in bronze.where("_error is not null").collect()}
+    assert bad["csv"]["_error"] == (
+        "column listed_at: 'soon' is not a number of milliseconds since 1970-01-01 (unit ms)"
+    )
+    assert bad["csv"]["_raw"].startswith("C2,soon,98101,")
+    assert bad["json"]["_error"].startswith(
+        "column listed_at: '1767261000000000' read as milliseconds since 1970-01-01 is outside"
+    )
+    assert bad["json"]["listed_at"] is None and bad["json"]["_raw"].startswith('{"listing_id"')
+    assert rec.output_counts["bronze_listings.csv.malformed"] == 1
+    assert rec.output_counts["bronze_listings.json.malformed"] == 1
+    bronze.toArrow()  # pyarrow reads every stored timestamp (no year 57970)
+
+
+def test_csv_header_error_keeps_sparks_expected_and_found_columns(spark, houses):
+    header = ",".join(HOUSE_COLUMNS).replace("sqft", "square_feet", 1)
+    row = _house("C1", "2026-01-01T09:50:00")
+    _land(houses, D1, [header, _csv_line(row)], [row])
+    with pytest.raises(JobError) as e:
+        ingest_files.run(spark, houses, D1)
+    msg = str(e.value)
+    assert "CSV header differs from the spec's schema" in msg
+    assert "Expected: sqft but found: square_feet" in msg
+    assert "sources.files[listings_csv].schema" in msg and "part-0.csv" in msg
+
+
+def test_a_wide_csv_ingests_without_a_codegen_error_in_the_log(cfg, tmp_path):
+    """20 columns, 18 of them typed: the per-column error reasons once made a generated method
+    over the JVM's 64 KB (Spark logged an ERROR with a 300-line stack trace, then fell back)."""
+    extra = ["double", "int", "long", "double", "int", "boolean", "double", "int", "long"]
+
+    def edit(d):
+        schema = d["sources"]["files"][0]["schema"]
+        schema += [{"name": f"extra_{i}", "type": t} for i, t in enumerate(extra)]
+        d["sources"]["files"] = d["sources"]["files"][:1]  # the CSV source only
+
+    pipeline, spec_file = spec_variant(cfg, tmp_path, edit)
+    value = {"double": "1.5", "int": "3", "long": "7", "boolean": "true"}
+    row = _csv_line(_house("C1", "2026-01-01T09:50:00")) + "".join(f",{value[t]}" for t in extra)
+    header = ",".join(HOUSE_COLUMNS + [f"extra_{i}" for i in range(len(extra))])
+    _land(pipeline, D1, [header, row, "C2,bad,row"], [])
+    args = [sys.executable, "-m", "lakeloop.cli", "run", "ingest_files"]
+    args += ["--pipeline", str(spec_file), "--date", D1.isoformat(), "--env", "test"]
+    args += ["--set", f"lakehouse_root={pipeline.root}"]
+    env = {**os.environ, "LAKELOOP_HOME": str(ROOT)}
+    t0 = time.monotonic()
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-3000:]
+    assert "bronze_listings.csv.malformed': 1" in log, log[-3000:]
+    assert "grows beyond 64 KB" not in log and "Failed to compile" not in log, log[:3000]
+    print(f"wide CSV ingest: {time.monotonic() - t0:.1f}s, {len(log.splitlines())} log lines")

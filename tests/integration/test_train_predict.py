@@ -11,7 +11,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from lakeloop import cli, delta_io
+from lakeloop import cli, delta_io, runlog
 from lakeloop.config import SpecError, load_config
 from lakeloop.generate import houses as gen
 from lakeloop.jobs import (
@@ -47,12 +47,16 @@ def ml_config(tmp):
 
 @pytest.fixture(scope="module")
 def ml_houses(spark, broker, tmp_path_factory):
-    """Three clean days of houses, through to the training set as of AS_OF."""
+    """Three clean days of houses in Los Angeles time (a third of a day's listings fall on the
+    next UTC date), through to the training set as of AS_OF."""
     tmp = tmp_path_factory.mktemp("ml")
     topic = f"test.sales.{uuid.uuid4().hex[:10]}"
-    p, path = spec_variant(
-        ml_config(tmp), tmp, lambda d: d["sources"]["kafka"][0].update(topic=topic)
-    )
+
+    def edit(d):
+        d["sources"]["kafka"][0].update(topic=topic)
+        d["timezone"] = "America/Los_Angeles"
+
+    p, path = spec_variant(ml_config(tmp), tmp, edit)
     gen.generate(p, start=D1, days=3, rows_per_day=250, malformed=0.0)
     for d in (D1, D2, D3):
         ingest_files.run(spark, p, d)
@@ -81,6 +85,8 @@ def test_first_model_meets_the_r2_floor_and_becomes_champion(spark, ml_houses, c
     metrics = json.loads(d["metrics"])
     assert metrics["r2"] >= floor, metrics
     assert d["decision"] == "promoted" and d["champion_version"] == ""
+    baseline = json.loads(d["baseline_metrics"])  # a constant: R^2 about 0 on the test window
+    assert d["baseline"] in ("training mean", "training median") and baseline["r2"] <= 0.01
     assert champion.output_counts["test_rows"] > 30 and champion.output_counts["train_rows"] > 100
     client = _client(p)
     ref = tracking.by_alias(client, "houses_price", tracking.CHAMPION)
@@ -94,18 +100,16 @@ def test_first_model_meets_the_r2_floor_and_becomes_champion(spark, ml_houses, c
     assert tags[tracking.TAG_SPEC_HASH] == p.spec_hash() and tags[tracking.TAG_GIT_SHA]
     assert params["estimator"] == "linear_regression" and "best.regParam" in params
     assert run.data.metrics["test_r2"] == pytest.approx(metrics["r2"])
+    assert run.data.metrics["baseline_test_r2"] == pytest.approx(baseline["r2"], abs=1e-6)
     artifacts = {a.path for a in client.list_artifacts(ref.run_id)}
     assert {"model", "cv_results.json", "feature_coefficients.json"} <= artifacts
     coefs = json.load(open(client.download_artifacts(ref.run_id, "feature_coefficients.json")))
     assert coefs["sqft"] == pytest.approx(180.0, rel=0.1)  # true_price: 180 per sqft
-    logged = (
-        delta_io.read(spark, p.table_path("run_log"))
-        .where(F.col("run_id") == champion.run_id)
-        .first()
-    )
+    logged = runlog.runs(spark, p).where(F.col("run_id") == champion.run_id).first()
     assert logged.status == "succeeded" and logged.details["decision"] == "promoted"
     report = open(d["report"]).read()
     assert "promoted to champion" in report and "--as-of" in report
+    assert f"naive baseline ({d['baseline']})" in report
 
 
 def _variant(p, tmp_path, **model):
@@ -139,12 +143,7 @@ def test_worse_challenger_is_not_promoted_and_is_scored_in_shadow(
     assert tracking.by_alias(client, "houses_price", tracking.CHALLENGER).version == int(
         d["model_version"]
     )
-    logged = (
-        delta_io.read(spark, ml_houses.table_path("run_log"))
-        .where(F.col("run_id") == rec.run_id)
-        .first()
-        .details
-    )
+    logged = runlog.runs(spark, ml_houses).where(F.col("run_id") == rec.run_id).first().details
     assert logged["score"] == d["score"] and logged["champion_score"] == d["champion_score"]
 
     out = predict.run(spark, ml_houses, D3)
@@ -161,10 +160,12 @@ def test_worse_challenger_is_not_promoted_and_is_scored_in_shadow(
 def test_model_below_the_thresholds_is_registered_but_not_promoted(
     spark, ml_houses, champion, tmp_path
 ):
+    # a floor the champion meets (it is re-checked at every train) and bedrooms alone do not
     strict = _variant(
         ml_houses,
         tmp_path,
-        promotion={"metric": "rmse", "margin": 0.0, "thresholds": {"r2": {"min": 0.9999}}},
+        features={"numeric": ["bedrooms"], "categorical": []},
+        promotion={"metric": "rmse", "margin": 0.0, "thresholds": {"r2": {"min": 0.9}}},
         estimator={"type": "linear_regression", "grid": {"regParam": [0.1]}},
         tuning={"folds": 2},
     )
@@ -173,6 +174,7 @@ def test_model_below_the_thresholds_is_registered_but_not_promoted(
     rec = train.run(spark, strict, AS_OF)
     assert rec.details["decision"] == "not promoted"
     assert "fails the spec's thresholds: r2" in rec.details["reason"]
+    assert rec.details["demoted"] == ""  # the champion still passes the gate: it stays
     champ = tracking.by_alias(client, "houses_price", tracking.CHAMPION)
     assert champ.version == int(champion.details["model_version"])
     assert tracking.by_alias(client, "houses_price", tracking.CHALLENGER) == before
@@ -196,6 +198,16 @@ def test_predict_twice_gives_identical_rows_and_leaves_other_dates_alone(
     day1 = delta_io.read(spark, path).where(F.col("prediction_date") == D1)
     features = delta_io.read(spark, p.table_path("features")).where(F.col("feature_date") == D1)
     assert day1.count() == features.count() == first.output_counts["predictions"]
+    # every entity of the local day is scored, those on the next UTC date too
+    silver = delta_io.read(spark, p.table_path("silver_listings"))
+    of_day = silver.where(F.to_date(F.from_utc_timestamp("listed_at", p.spec.timezone)) == D1)
+    assert of_day.where(F.to_date("listed_at") > D1).count() > 0
+    assert (
+        first.input_counts["entities"]
+        == first.input_counts["feature_rows"]
+        == of_day.count()
+        == first.output_counts["predictions"]
+    )
     ids = day1.select("model_name", "model_version", "model_run_id").distinct().collect()
     ref = tracking.by_alias(_client(p), "houses_price", tracking.CHAMPION)
     assert [tuple(r) for r in ids] == [("houses_price", ref.version, ref.run_id)]
@@ -311,11 +323,18 @@ def _synthetic(spark, p, n=400, null_sqft_in_training=False):
         (f"N{i}", dt.datetime(2026, 3, 1, 10), day, rng.randint(800, 3200), 3, "good")
         for i in range(20)
     ] + [("N-missing", dt.datetime(2026, 3, 1, 11), day, None, 2, "unheard-of")]
-    spark.createDataFrame(
+    features = spark.createDataFrame(
         entities,
         "listing_id string, feature_ts timestamp, feature_date date, sqft int, bedrooms int, "
         "condition string",
-    ).write.format("delta").mode("overwrite").save(p.table_path("features"))
+    )
+    features.write.format("delta").mode("overwrite").save(p.table_path("features"))
+    # the entity table predict counts the day's entities in (features.source)
+    features.select(
+        "listing_id",
+        F.col("feature_ts").alias("listed_at"),
+        F.col("feature_date").alias("_ingest_date"),
+    ).write.format("delta").mode("overwrite").save(p.table_path("silver_listings"))
     return day
 
 

@@ -16,13 +16,14 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from lakeloop.config import ConfigError, SpecError
-from lakeloop.jobs.train import decide
+from lakeloop.jobs.train import decide, naive_baseline
 from lakeloop.ml import pipeline as mlp
 from lakeloop.ml.tracking import ModelRef
 from lakeloop.spec import ModelSpec
 from lakeloop.transforms.modeling import (
     FOLD,
     ScoringModel,
+    label_summary,
     model_input,
     scored_entities,
     split_by_time,
@@ -128,7 +129,7 @@ def test_bad_model_sections_fail_at_load(cfg, tmp_path, edit, message):
 def test_split_and_folds_follow_time(spark):
     rows = [(i, dt.datetime(2026, 1, 1) + dt.timedelta(days=i)) for i in range(10)]
     df = spark.createDataFrame(rows, "i int, t timestamp")
-    train, test = split_by_time(df, "t", dt.date(2026, 1, 8))
+    train, test = split_by_time(df, "t", dt.date(2026, 1, 8), "UTC")
     assert [r.i for r in train.orderBy("i").collect()] == list(range(7))
     assert [r.i for r in test.orderBy("i").collect()] == [7, 8, 9]
     folds = with_time_folds(train, "t", [dt.datetime(2026, 1, 3), dt.datetime(2026, 1, 5)])
@@ -186,24 +187,127 @@ def test_scored_entities_mark_missing_features_and_carry_model_ids(spark):
     )
 
 
+MEAN = mlp.Baseline("training mean", 10.0)
+BASE = {"rmse": 20.0, "mae": 16.0, "r2": -0.01}  # the baseline's metrics on the test window
+
+
 def test_gate_thresholds_then_margin():
     spec = _spec(promotion={"metric": "rmse", "margin": 0.05, "thresholds": {"r2": {"min": 0.9}}})
     good = {"rmse": 10.0, "mae": 8.0, "r2": 0.95}
-    first = decide(spec, good, None, None)
-    assert first.promoted and first.passed_thresholds
+    first = decide(spec, good, MEAN, BASE)
+    assert first.promoted and first.passed_gate and first.reason.startswith("first model")
+    assert "beats the naive baseline (training mean: rmse 20)" in first.reason
     champ = ModelRef("m", 1, "r1")
-    assert not decide(spec, good, champ, 10.2).promoted  # 2% better < 5% margin
-    assert decide(spec, good, champ, 10.6).promoted
-    weak = decide(spec, {**good, "r2": 0.5}, None, None)
+    fine = {"rmse": 10.2, "mae": 8.0, "r2": 0.95}
+    assert not decide(spec, good, MEAN, BASE, champ, fine).promoted  # 2% better < 5% margin
+    won = decide(spec, good, MEAN, BASE, champ, {**fine, "rmse": 10.6})
+    assert won.promoted and won.demoted is None and won.champion_score == 10.6
+    weak = decide(spec, {**good, "r2": 0.5}, MEAN, BASE)
     assert not weak.promoted and not weak.passed_thresholds and "r2 0.5 < min 0.9" in weak.reason
     higher = _spec(
         task="classification",
         estimator={"type": "logistic_regression"},
         promotion={"metric": "auc", "margin": 0.0},
     )
+    prior = mlp.Baseline("majority class 0, prior 0.3", 0.0, 0.3)
+    base = {"auc": 0.5, "accuracy": 0.7, "precision": 0.0, "recall": 0.0, "f1": 0.0}
     cls = {"auc": 0.8, "accuracy": 0.7, "precision": 0.7, "recall": 0.7, "f1": 0.7}
-    assert decide(higher, cls, champ, 0.79).promoted
-    assert not decide(higher, cls, champ, 0.8).promoted  # a tie keeps the champion
+    assert decide(higher, cls, prior, base, champ, {**cls, "auc": 0.79}).promoted
+    assert not decide(higher, cls, prior, base, champ, cls).promoted  # a tie keeps the champion
+
+
+def test_a_model_worse_than_the_baseline_is_never_promoted():
+    loose = _spec(promotion={"metric": "rmse", "thresholds": {"rmse": {"max": 1e9}}})
+    worse = {"rmse": 26.0, "mae": 20.0, "r2": -0.73}
+    d = decide(loose, worse, MEAN, BASE)
+    assert not d.promoted and d.passed_thresholds and not d.beat_baseline and not d.passed_gate
+    assert d.reason == (
+        "does not beat the naive baseline (training mean): rmse 26 vs the baseline's 20 "
+        "(promotion.baseline_margin 0.0%)"
+    )
+    assert not decide(loose, {**worse, "rmse": 20.0}, MEAN, BASE).promoted  # a tie loses
+    # ... and with the thresholds failed too, the reason gives both
+    strict = _spec(promotion={"metric": "rmse", "thresholds": {"r2": {"min": 0.5}}})
+    both = decide(strict, worse, MEAN, BASE)
+    assert "fails the spec's thresholds: r2 -0.73 < min 0.5; does not beat" in both.reason
+    # baseline_margin is relative to the baseline: 10% better than 20 is rmse <= 18
+    margin = _spec(promotion={"metric": "rmse", "baseline_margin": 0.1})
+    assert not decide(margin, {**worse, "rmse": 18.5}, MEAN, BASE).promoted
+    assert decide(margin, {**worse, "rmse": 18.0}, MEAN, BASE).promoted
+    # higher is better: an AUC of 0.5 (the prior's) does not beat the baseline
+    cls = _spec(task="classification", estimator={"type": "logistic_regression"})
+    prior = mlp.Baseline("majority class 1, prior 0.6", 1.0, 0.6)
+    base = {"auc": 0.5, "accuracy": 0.6, "precision": 0.6, "recall": 1.0, "f1": 0.75}
+    coin = {"auc": 0.5, "accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5}
+    assert "naive baseline (majority class 1" in decide(cls, coin, prior, base).reason
+
+
+def test_a_champion_that_no_longer_passes_the_gate_is_demoted():
+    tightened = _spec(promotion={"metric": "rmse", "thresholds": {"r2": {"min": 0.9}}})
+    champ = ModelRef("m", 3, "r3")
+    old = {"rmse": 12.0, "mae": 9.0, "r2": 0.85}  # passed r2 >= 0.8, fails r2 >= 0.9
+    better = {"rmse": 9.0, "mae": 7.0, "r2": 0.95}
+    d = decide(tightened, better, MEAN, BASE, champ, old)
+    assert d.demoted == (
+        "champion v3 no longer passes the gate on the test window: "
+        "fails the spec's thresholds: r2 0.85 < min 0.9"
+    )
+    assert d.promoted and "no champion to beat (v3 was demoted)" in d.reason
+    # the new model competes as if there were no champion: it must pass the gate itself
+    weak = decide(tightened, {**better, "r2": 0.88}, MEAN, BASE, champ, old)
+    assert weak.demoted and not weak.promoted and not weak.passed_gate
+    # a champion worse than today's baseline goes too, whatever the thresholds say
+    loose = _spec(promotion={"metric": "rmse", "thresholds": {}})
+    stale = decide(loose, better, MEAN, BASE, champ, {**old, "rmse": 21.0})
+    assert "v3 no longer passes the gate" in stale.demoted
+    assert "does not beat the naive baseline (training mean): rmse 21" in stale.demoted
+    # a champion that still passes stays, and the margin applies against it as before
+    kept = decide(tightened, {**better, "rmse": 11.9}, MEAN, BASE, champ, {**old, "r2": 0.91})
+    assert kept.demoted is None and kept.promoted
+    with pytest.raises(ValueError, match="needs its metrics"):
+        decide(tightened, better, MEAN, BASE, champ, None)
+
+
+def _labels(spark, values):
+    return spark.createDataFrame([(float(v),) for v in values], f"{mlp.LABEL} double")
+
+
+def test_regression_baseline_is_the_better_of_training_mean_and_median(spark):
+    spec = _spec(promotion={"metric": "rmse"})
+    train = _labels(spark, [1, 2, 3, 4, 100])  # mean 22, median 3
+    s = label_summary(train).first()
+    assert (s["rows"], s["mean"], s["median"]) == (5, 22.0, 3.0)
+    near_median = _labels(spark, [2, 3, 7])
+    base, metrics = naive_baseline(spec, s["mean"], s["median"], near_median)
+    assert base == mlp.Baseline("training median", 3.0)
+    assert metrics["rmse"] == pytest.approx(((1 + 0 + 16) / 3) ** 0.5)
+    assert metrics["mae"] == pytest.approx(5 / 3)
+    assert metrics["r2"] == pytest.approx(1 - 17 / (1 + 4 + 9))  # test mean 4: SST 14
+    near_mean = _labels(spark, [20, 22, 30])
+    base, metrics = naive_baseline(spec, s["mean"], s["median"], near_mean)
+    assert base == mlp.Baseline("training mean", 22.0)
+    assert metrics["mae"] == pytest.approx(10 / 3)
+    # the pick follows the promotion metric: on r2 (higher is better) the mean wins here too
+    r2 = _spec(promotion={"metric": "r2"})
+    assert naive_baseline(r2, s["mean"], s["median"], near_mean)[0].name == "training mean"
+
+
+def test_classification_baseline_is_the_majority_class_with_the_prior(spark):
+    spec = _spec(task="classification", estimator={"type": "logistic_regression"})
+    s = label_summary(_labels(spark, [1, 0, 0, 0])).first()
+    assert s["mean"] == 0.25
+    test = _labels(spark, [0, 1, 0, 0, 1])
+    base, metrics = naive_baseline(spec, s["mean"], s["median"], test)
+    assert base == mlp.Baseline("majority class 0, prior 0.25", 0.0, 0.25)
+    assert metrics["auc"] == pytest.approx(0.5)  # one score for every row
+    assert metrics["accuracy"] == pytest.approx(0.6)
+    assert metrics["recall"] == 0.0 and metrics["precision"] == 0.0  # never predicts 1
+    s = label_summary(_labels(spark, [1, 1, 1, 0])).first()
+    base, metrics = naive_baseline(spec, s["mean"], s["median"], test)
+    assert base == mlp.Baseline("majority class 1, prior 0.75", 1.0, 0.75)
+    assert metrics["accuracy"] == pytest.approx(0.4) and metrics["recall"] == 1.0
+    assert metrics["auc"] == pytest.approx(0.5)
+    assert mlp.baselines(spec, 0.5, 0.5)[0].prediction == 0.0  # a tie: the negative class
 
 
 def test_feature_weights_name_each_slot(spark):

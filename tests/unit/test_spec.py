@@ -77,3 +77,40 @@ def test_missing_spec_and_bad_name(cfg):
         load_pipeline(cfg, "nosuchpipeline")
     with pytest.raises(ConfigError, match="not a plain identifier"):
         load_pipeline(cfg, "../houses")
+
+
+def _sold_at(**options):
+    def edit(d):
+        d["sources"]["kafka"][0]["value_schema"][4].update(options)  # sold_at: timestamp
+
+    return edit
+
+
+def test_time_columns_take_a_unit_or_a_format_and_a_range(cfg, tmp_path):
+    path = _write(tmp_path, _sold_at(unit="ms", min="2000-01-01", max="2100-01-01"))
+    sold_at = load_pipeline(cfg, path).spec.sources.kafka[0].value_schema[4]
+    assert (sold_at.unit, sold_at.format) == ("ms", None)
+    assert [d.isoformat() for d in sold_at.time_range] == ["2000-01-01", "2100-01-01"]
+    path = _write(tmp_path, _sold_at(format="dd/MM/yyyy HH:mm"))
+    sold_at = load_pipeline(cfg, path).spec.sources.kafka[0].value_schema[4]
+    assert [d.isoformat() for d in sold_at.time_range] == ["1970-01-01", "2200-01-01"]
+
+
+@pytest.mark.parametrize(
+    ("column", "options", "message"),
+    [
+        (4, {"unit": "ms", "format": "yyyy"}, "give either unit .* or format .*, not both"),
+        (4, {"unit": "seconds"}, r"value_schema.4.unit"),
+        (4, {"format": "YYYY-ww"}, "Y, w: not a Spark datetime pattern letter"),
+        (4, {"min": "2300-01-01"}, "min 2300-01-01 must be before max 2200-01-01"),
+        (3, {"unit": "s"}, "unit is only for timestamp columns .*double"),
+        (3, {"format": "yyyy"}, "format is only for timestamp and date columns"),
+        (0, {"max": "2030-01-01"}, "max is only for timestamp and date columns"),
+    ],
+)
+def test_time_column_options_are_checked_at_load(cfg, tmp_path, column, options, message):
+    def edit(d):
+        d["sources"]["kafka"][0]["value_schema"][column].update(options)
+
+    with pytest.raises(ConfigError, match=message):
+        load_pipeline(cfg, _write(tmp_path, edit))

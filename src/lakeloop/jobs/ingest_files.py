@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog
 from lakeloop.jobs.common import JobError, main_for
-from lakeloop.schemas import struct_of
+from lakeloop.schemas import read_struct
 from lakeloop.spec import FileSource, Pipeline
 from lakeloop.transforms.bronze import CORRUPT, csv_listing_records, json_listing_records
 
@@ -60,12 +60,11 @@ def matching_files(pipeline: Pipeline, source: FileSource, date: dt.date) -> lis
 def read_source(
     spark: SparkSession, source: FileSource, files: list[str], date: dt.date
 ) -> DataFrame:
-    schema = struct_of(source.columns)
     if source.format == "csv":
         opts = {"header": True, **source.options}
         raw = (
             spark.read.format("csv")
-            .schema(schema.add(CORRUPT, "string"))
+            .schema(read_struct(source.columns).add(CORRUPT, "string"))
             .options(
                 **{k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in opts.items()}
             )
@@ -75,10 +74,9 @@ def read_source(
             .option("enforceSchema", "false")  # a header that differs from the schema fails
             .load(files)
         )
-        schema = struct_of(source.columns)
-        return csv_listing_records(_with_position(raw), schema, date)
+        return csv_listing_records(_with_position(raw), source.columns, date)
     lines = spark.read.format("text").load(files)
-    return json_listing_records(_with_position(lines), schema, date)
+    return json_listing_records(_with_position(lines), source.columns, date)
 
 
 def _with_position(df: DataFrame) -> DataFrame:
@@ -86,6 +84,40 @@ def _with_position(df: DataFrame) -> DataFrame:
         "*",
         F.col("_metadata.file_path").alias("_source_file"),
         F.monotonically_increasing_id().alias("_row_id"),
+    )
+
+
+_HEADER_DETAIL = ("Expected:", "CSV file:", "Header:", "Schema:")
+
+
+def header_error(
+    table_key: str, sources: list[FileSource], files: dict[str, list[str]], spark_error: str
+) -> str:
+    """The JobError text for a CSV header Spark refused (enforceSchema=false): Spark's own
+    detail (`Expected: <column> but found: <column>`, the file, header and schema) and the
+    spec key to fix."""
+    detail = {}
+    for line in spark_error.splitlines():
+        for key in _HEADER_DETAIL:
+            if line.strip().startswith(key) and key not in detail:
+                detail[key] = line.strip()[len(key) :].strip()[:300]
+    where = detail.get("CSV file:", "")
+    local = where.removeprefix("file://").removeprefix("file:")
+    source = next(
+        (s.name for s in sources if any(local == f or where.endswith(f) for f in files[s.name])),
+        None,
+    )
+    key = (
+        f"sources.files[{source}].schema"
+        if source
+        else " or ".join(f"sources.files[{s.name}].schema" for s in sources if s.format == "csv")
+    )
+    spark_line = f"Expected: {detail['Expected:']}" if "Expected:" in detail else "see the header"
+    return (
+        f"{table_key}: CSV header differs from the spec's schema: {spark_line} (file "
+        f"{where or '?'}; header: {detail.get('Header:', '?')}; schema: "
+        f"{detail.get('Schema:', '?')}). Nothing was written to {table_key} for this date: make "
+        f"the file's header name the columns of {key} in the same order, or fix the schema"
     )
 
 
@@ -135,11 +167,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                 except Exception as e:  # the CSV header check surfaces as a task failure
                     msg = str(e)
                     if "does not conform to the schema" in msg or "CSV header" in msg:
-                        line = next(ln for ln in msg.splitlines() if "header" in ln.lower())
-                        raise JobError(
-                            f"{table_key}: CSV header differs from the spec's "
-                            f"schema: {line.strip()[:500]}"
-                        ) from None
+                        raise JobError(header_error(table_key, sources, files, msg)) from None
                     raise
             rec.add_version(pipeline.spec.table(table_key), delta_io.version(spark, path))
             got = counts.get

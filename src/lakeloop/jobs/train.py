@@ -3,10 +3,14 @@ and move the `champion` alias only through the promotion gate.
 
 The training set is read at a pinned Delta version (logged, with its row count, the git sha and
 the spec hash, so `lakeloop training-set --as-of <model version>` rebuilds it). Labels dated on
-or before the run date are used; the last `model.test_days` days of label time are held out as
-the test window, and CrossValidator tunes on time-ordered folds of the days before it. The new
-model and the current champion are scored on that same window; the decision, both scores and
-the reason go to the run log and to MLflow."""
+or before the run date are used (dates: local days of the label time in the pipeline's
+`timezone`); the last `model.test_days` days of label time are held out as the test window, and
+CrossValidator tunes on time-ordered folds of the days before it. The new model, the naive
+baseline (a constant of the training labels) and the current champion are scored on that same
+window with the same evaluators; the gate (`decide`) demotes a champion that no longer meets
+the spec's thresholds or beats the baseline, and promotes only a model that passes both and beats
+the champion. The decision, all scores and the reason go to the run log, MLflow and the model
+report."""
 
 from __future__ import annotations
 
@@ -32,7 +36,15 @@ from lakeloop.jobs.common import JobError, main_for
 from lakeloop.ml import pipeline as mlp
 from lakeloop.ml import tracking
 from lakeloop.spec import ModelSpec, Pipeline
-from lakeloop.transforms.modeling import FOLD, model_input, split_by_time, with_time_folds
+from lakeloop.timezones import local_date
+from lakeloop.transforms.modeling import (
+    FOLD,
+    label_summary,
+    model_input,
+    split_by_time,
+    with_baseline_prediction,
+    with_time_folds,
+)
 from lakeloop.transforms.training import HAS_FEATURES
 
 log = logging.getLogger(__name__)
@@ -41,17 +53,35 @@ JOB = "train"
 
 @dataclass(frozen=True)
 class Decision:
+    """The gate's verdict on a new model, with everything it compared on the test window."""
+
     promoted: bool
     passed_thresholds: bool
+    beat_baseline: bool
     reason: str
     metric: str
     new_score: float
-    champion: tracking.ModelRef | None
-    champion_score: float | None
+    baseline: mlp.Baseline
+    baseline_metrics: dict[str, float]
+    champion: tracking.ModelRef | None  # the champion before this run (demoted or not)
+    champion_metrics: dict[str, float] | None
+    demoted: str | None = None  # why `champion` no longer passes the gate: it loses the alias
 
     @property
     def outcome(self) -> str:
         return "promoted" if self.promoted else "not promoted"
+
+    @property
+    def passed_gate(self) -> bool:
+        return self.passed_thresholds and self.beat_baseline
+
+    @property
+    def baseline_score(self) -> float:
+        return self.baseline_metrics[self.metric]
+
+    @property
+    def champion_score(self) -> float | None:
+        return None if self.champion_metrics is None else self.champion_metrics[self.metric]
 
 
 def threshold_failures(spec: ModelSpec, metrics: dict[str, float]) -> list[str]:
@@ -65,30 +95,86 @@ def threshold_failures(spec: ModelSpec, metrics: dict[str, float]) -> list[str]:
     return out
 
 
+def baseline_failure(
+    spec: ModelSpec,
+    metrics: dict[str, float],
+    baseline: mlp.Baseline,
+    baseline_metrics: dict[str, float],
+) -> str | None:
+    """Why `metrics` do not beat the naive baseline by `promotion.baseline_margin` on the
+    promotion metric, or None when they do."""
+    metric, margin = spec.promotion_metric, spec.promotion.baseline_margin
+    new, base = metrics[metric], baseline_metrics[metric]
+    if mlp.better(metric, new, base, margin):
+        return None
+    return (
+        f"does not beat the naive baseline ({baseline.name}): {metric} {new:.6g} vs the "
+        f"baseline's {base:.6g} (promotion.baseline_margin {margin:.1%})"
+    )
+
+
+def gate_failures(
+    spec: ModelSpec,
+    metrics: dict[str, float],
+    baseline: mlp.Baseline,
+    baseline_metrics: dict[str, float],
+) -> list[str]:
+    """Everything that keeps `metrics` from passing the gate (thresholds, then the baseline)."""
+    failed = threshold_failures(spec, metrics)
+    out = [f"fails the spec's thresholds: {'; '.join(failed)}"] if failed else []
+    versus = baseline_failure(spec, metrics, baseline, baseline_metrics)
+    return out + ([versus] if versus else [])
+
+
 def decide(
     spec: ModelSpec,
     metrics: dict[str, float],
-    champion: tracking.ModelRef | None,
-    champion_score: float | None,
+    baseline: mlp.Baseline,
+    baseline_metrics: dict[str, float],
+    champion: tracking.ModelRef | None = None,
+    champion_metrics: dict[str, float] | None = None,
 ) -> Decision:
-    """The gate: thresholds first, then beat the champion by the margin on the same window."""
+    """The gate, every metric on the same test window: the current champion is re-checked
+    against the spec's thresholds and the baseline (demoted when it fails them, the new model
+    then competes as if there were none); the new model must meet the thresholds and beat the
+    naive baseline by `baseline_margin`, then beat the champion by `margin`."""
     metric = spec.promotion_metric
-    new = metrics[metric]
-    failed = threshold_failures(spec, metrics)
+    new, base = metrics[metric], baseline_metrics[metric]
+    args = (metric, new, baseline, baseline_metrics, champion, champion_metrics)
+    demoted = None
+    if champion is not None:
+        if champion_metrics is None:
+            raise ValueError("a champion needs its metrics on the test window")
+        failed = gate_failures(spec, champion_metrics, baseline, baseline_metrics)
+        if failed:
+            demoted = (
+                f"champion v{champion.version} no longer passes the gate on the test window: "
+                + "; ".join(failed)
+            )
+    thresholds_failed = threshold_failures(spec, metrics)
+    failed = gate_failures(spec, metrics, baseline, baseline_metrics)
     if failed:
-        reason = "fails the spec's thresholds: " + "; ".join(failed)
-        return Decision(False, False, reason, metric, new, champion, champion_score)
-    if champion is None:
-        reason = "first model that meets the thresholds"
-        return Decision(True, True, reason, metric, new, None, None)
+        beat = baseline_failure(spec, metrics, baseline, baseline_metrics) is None
+        return Decision(False, not thresholds_failed, beat, "; ".join(failed), *args, demoted)
+    passes = (
+        f"meets the thresholds and beats the naive baseline ({baseline.name}: {metric} {base:.6g})"
+    )
+    if champion is None or demoted:
+        reason = (
+            f"first model that {passes}"
+            if champion is None
+            else f"{passes}; no champion to beat (v{champion.version} was demoted)"
+        )
+        return Decision(True, True, True, reason, *args, demoted)
     margin = spec.promotion.margin
-    won = mlp.better(metric, new, champion_score, margin)
+    old = champion_metrics[metric]
+    won = mlp.better(metric, new, old, margin)
     verb = "beats" if won else "does not beat"
     reason = (
-        f"{metric} {new:.6g} {verb} champion v{champion.version}'s {champion_score:.6g} "
+        f"{metric} {new:.6g} {verb} champion v{champion.version}'s {old:.6g} "
         f"by the margin {margin:.1%} on the same test window"
     )
-    return Decision(won, True, reason, metric, new, champion, champion_score)
+    return Decision(won, True, True, reason, *args, demoted)
 
 
 def _fold_boundaries(train: DataFrame, time_column: str, folds: int) -> list[dt.datetime]:
@@ -108,19 +194,38 @@ def evaluate(spec: ModelSpec, scored: DataFrame) -> dict[str, float]:
     return {m: float(mlp.evaluator(spec, m).evaluate(scored)) for m in spec.metrics}
 
 
+def naive_baseline(
+    spec: ModelSpec, mean: float, median: float, test: DataFrame
+) -> tuple[mlp.Baseline, dict[str, float]]:
+    """The naive baseline (`mlp.baselines` of the training labels' `mean` and `median`) that
+    scores best on the promotion metric on `test`, with all its metrics from the same
+    evaluators as the model's."""
+    scored = [
+        (b, evaluate(spec, with_baseline_prediction(test, b)))
+        for b in mlp.baselines(spec, mean, median)
+    ]
+    return mlp.best_baseline(spec.promotion_metric, scored)
+
+
 def _input_stats(
-    training_set: DataFrame, spec: ModelSpec, label: str, time_column: str, date: dt.date
+    training_set: DataFrame,
+    spec: ModelSpec,
+    label: str,
+    time_column: str,
+    date: dt.date,
+    zone: str,
 ) -> Row:
     """One pass over the whole training set: its row count (`total`, logged for lineage) and,
-    over the labels dated on or before `date`, what the checks below need."""
-    within = F.to_date(time_column) <= F.lit(date)
+    over the labels dated (in `zone`) on or before `date`, what the checks below need."""
+    day = local_date(time_column, zone)
+    within = day <= F.lit(date)
     has = within & (F.col(HAS_FEATURES) if HAS_FEATURES in training_set.columns else F.lit(True))
     return training_set.agg(
         F.count(F.lit(1)).alias("total"),
         F.count(F.when(within, 1)).alias("rows"),
         F.count(F.when(within & ~has, 1)).alias("without_features"),
         F.count(F.when(has & F.col(label).isNull(), 1)).alias("null_label"),
-        F.max(F.when(within, F.to_date(time_column))).alias("last_day"),
+        F.max(F.when(within, day)).alias("last_day"),
         *[
             F.count(F.when(has & F.col(c).isNull(), 1)).alias(f"null:{c}")
             for c in mlp.required_columns(spec)
@@ -140,9 +245,11 @@ class TrainingRows:
 
 
 def _training_rows(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> TrainingRows:
-    """The training set at its current Delta version, checked: labels up to `date`, binary
-    labels for classification, no nulls in non-imputed features, something to impute from."""
+    """The training set at its current Delta version, checked: labels up to `date` (the
+    local date of the label time in the pipeline's zone), binary labels for classification, no
+    nulls in non-imputed features, something to impute from."""
     spec = pipeline.spec
+    zone = spec.timezone
     m, label, time_column = spec.model, spec.model_label, spec.model_time
     table = spec.table(spec.label.table)
     path = pipeline.table_path(spec.label.table)
@@ -150,16 +257,16 @@ def _training_rows(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> Tr
     if version is None:
         raise JobError(f"{table} does not exist at {path}; run build_training_set first")
     training_set = delta_io.read_version(spark, path, version)
-    upto = training_set.where(F.to_date(time_column) <= F.lit(date))
+    upto = training_set.where(local_date(time_column, zone) <= F.lit(date))
     try:
         rows = model_input(upto, m, label, time_column)  # checks the columns first
-        stats = _input_stats(training_set, m, label, time_column, date)
+        stats = _input_stats(training_set, m, label, time_column, date, zone)
     except SpecError as e:  # the spec names a column the training set lacks: exit 2
         raise SpecError(f"{table} v{version}: {e}") from None
     except ValueError as e:
         raise JobError(f"{table} v{version}: {e}") from None
     if stats["rows"] == 0:
-        raise JobError(f"{table} v{version} has no labels dated on or before {date}")
+        raise JobError(f"{table} v{version} has no labels dated on or before {date} ({zone})")
     if m.task == "classification" and stats["non_binary"]:
         raise JobError(
             f"{table} v{version}: classification needs a 0/1 (or boolean) label; "
@@ -198,11 +305,12 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         rec.input_counts[spec.label.table] = stats["rows"]
         rec.details["training_set_version"] = str(version)
         test_start = stats["last_day"] - dt.timedelta(days=m.test_days - 1)
-        train, test = split_by_time(rows, time_column, test_start)
+        train, test = split_by_time(rows, time_column, test_start, spec.timezone)
         # training needs only the model's columns; the (small) test window keeps them all
         train = train.select(*mlp.input_columns(m), time_column, mlp.LABEL).cache()
         test = test.cache()
-        n_train, n_test = train.count(), test.count()
+        labels = label_summary(train).first()  # the row count and the baselines' constants
+        n_train, n_test = labels["rows"], test.count()
         rec.output_counts.update(train_rows=n_train, test_rows=n_test)
         rec.output_counts["rows_without_features"] = stats["without_features"]
         if stats["without_features"]:
@@ -233,12 +341,12 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             cv_model = cv.fit(folded)
             best: PipelineModel = cv_model.bestModel
             metrics = evaluate(m, best.transform(test))
+            baseline, baseline_metrics = naive_baseline(m, labels["mean"], labels["median"], test)
             client = tracking.configure(pipeline.cfg)
             champion = tracking.by_alias(client, m.name, tracking.CHAMPION)
-            champion_score = None
-            if champion is not None:
-                scored = tracking.load(champion).transform(test)
-                champion_score = float(mlp.evaluator(m, m.promotion_metric).evaluate(scored))
+            champion_metrics = None
+            if champion is not None:  # re-checked on every metric: the spec may have changed
+                champion_metrics = evaluate(m, tracking.load(champion).transform(test))
             result = TrainingResult(
                 model=best,
                 cv_results=[
@@ -247,7 +355,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                 ],
                 weights=mlp.feature_weights(best),
                 metrics=metrics,
-                decision=decide(m, metrics, champion, champion_score),
+                decision=decide(m, metrics, baseline, baseline_metrics, champion, champion_metrics),
                 lineage={
                     tracking.TAG_TABLE: table,
                     tracking.TAG_PATH: src.path,
@@ -257,7 +365,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                 window=(test_start, stats["last_day"]),
             )
             ref = _track(client, pipeline, date, rec, result)
-            _apply(client, ref, result.decision)
+            _apply(client, ref, result.decision, date)
         finally:
             train.unpersist()
             test.unpersist()
@@ -274,8 +382,14 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             champion_score=(
                 "" if decision.champion_score is None else f"{decision.champion_score:.6g}"
             ),
+            champion_metrics=_rounded(decision.champion_metrics or {}),
+            demoted=decision.demoted or "",
+            baseline=decision.baseline.name,
+            baseline_score=f"{decision.baseline_score:.6g}",
+            baseline_metrics=_rounded(decision.baseline_metrics),
             test_window=f"{test_start}..{stats['last_day']}",
-            metrics=json.dumps({k: round(v, 6) for k, v in metrics.items()}),
+            timezone=spec.timezone,
+            metrics=_rounded(metrics),
         )
         report = (
             pipeline.root / "reports" / pipeline.name / "models" / f"{m.name}-v{ref.version}.md"
@@ -296,6 +410,10 @@ class TrainingResult:
     decision: Decision
     lineage: dict[str, str]
     window: tuple[dt.date, dt.date]
+
+
+def _rounded(metrics: dict[str, float]) -> str:
+    return json.dumps({k: round(v, 6) for k, v in metrics.items()})
 
 
 def _masked(values: dict[str, object]) -> dict[str, str]:
@@ -344,6 +462,9 @@ def _track(
                     "tuning_metric": m.tuning_metric,
                     "parallelism": pipeline.cfg.training.parallelism,
                     "test_window": f"{result.window[0]}..{result.window[1]}",
+                    "timezone": pipeline.spec.timezone,
+                    "baseline": decision.baseline.name,
+                    "promotion.baseline_margin": m.promotion.baseline_margin,
                     **{f"param.{k}": v for k, v in m.estimator.params.items()},
                     **{f"best.{k}": v for k, v in best_params.items()},
                 }
@@ -355,11 +476,8 @@ def _track(
                 f"cv_{m.tuning_metric}": mlp.best_cv_metric(m, [a for _, a in result.cv_results]),
                 "train_rows": rec.output_counts["train_rows"],
                 "test_rows": rec.output_counts["test_rows"],
-                **(
-                    {f"champion_test_{decision.metric}": decision.champion_score}
-                    if decision.champion_score is not None
-                    else {}
-                ),
+                **{f"baseline_test_{k}": v for k, v in decision.baseline_metrics.items()},
+                **{f"champion_test_{k}": v for k, v in (decision.champion_metrics or {}).items()},
             }
         )
         mlflow.log_dict(
@@ -387,7 +505,8 @@ def model_report(
     ref: tracking.ModelRef,
     result: TrainingResult,
 ) -> str:
-    """The model report a person reads: decision, scores, tuning, importances, lineage."""
+    """The model report a person reads: decision, scores beside the naive baseline's and the
+    champion's on the same window, tuning, importances, lineage."""
     m = pipeline.spec.model
     d = result.decision
     champ = (
@@ -395,21 +514,34 @@ def model_report(
         if d.champion
         else "none before this model"
     )
+    base = d.baseline
+    constant = f"predicts {base.prediction:g}" + (
+        f" with probability {base.probability:.4g}" if base.probability is not None else ""
+    )
+    beaten = "beaten" if d.beat_baseline else "NOT beaten"
     lines = [
         f"# Model report: {ref.name} v{ref.version} ({pipeline.name}, {date})",
         "",
         f"- decision: **{'promoted to champion' if d.promoted else 'not promoted'}**: {d.reason}",
+        f"- naive baseline: {base.name} ({constant} for every row); {d.metric} "
+        f"{d.baseline_score:.6g}, {beaten} by this model's {d.new_score:.6g} "
+        f"(promotion.baseline_margin {m.promotion.baseline_margin:.1%})",
         f"- champion before: {champ}",
+        *([f"- **champion demoted**: {d.demoted}"] if d.demoted else []),
         f"- estimator: {m.estimator.type} ({m.task}); MLflow run {ref.run_id}",
-        f"- test window (held out, by label time): {result.window[0]} .. {result.window[1]}; "
+        f"- test window (held out, by label time, local days in {pipeline.spec.timezone}): "
+        f"{result.window[0]} .. {result.window[1]}; "
         f"{rec.output_counts['test_rows']} test rows, {rec.output_counts['train_rows']} "
         f"training rows, {rec.output_counts['rows_without_features']} labels without features",
         "",
         "## Test metrics",
         "",
-        "| metric | value | threshold |",
-        "|---|---|---|",
     ]
+    columns = ["metric", "this model", f"naive baseline ({base.name})"]
+    if d.champion_metrics is not None:
+        columns.append(f"champion v{d.champion.version}")
+    columns.append("threshold")
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for k, v in result.metrics.items():
         b = m.promotion.thresholds.get(k)
         bound = ""
@@ -417,7 +549,10 @@ def model_report(
             bound = " ".join(
                 f"{n} {x:g}" for n, x in (("min", b.min), ("max", b.max)) if x is not None
             )
-        lines.append(f"| {k} | {v:.6g} | {bound} |")
+        cells = [k, f"{v:.6g}", f"{d.baseline_metrics[k]:.6g}"]
+        if d.champion_metrics is not None:
+            cells.append(f"{d.champion_metrics[k]:.6g}")
+        lines.append("| " + " | ".join([*cells, bound]) + " |")
     lines += [
         "",
         f"## Cross-validation ({m.tuning.folds} time-ordered folds, mean {m.tuning_metric})",
@@ -447,15 +582,26 @@ def model_report(
     return "\n".join(lines) + "\n"
 
 
-def _apply(client, ref: tracking.ModelRef, decision: Decision) -> None:
-    """Move the aliases: a promoted model becomes `champion` (and any challenger alias goes);
-    one that met the thresholds but lost becomes the `challenger`, scored in shadow."""
+def _apply(client, ref: tracking.ModelRef, decision: Decision, date: dt.date) -> None:
+    """Move the aliases: a champion that no longer passes the gate loses `champion` (its
+    version tagged with why); a promoted model becomes `champion` (and any challenger alias
+    goes); one that passed the gate but lost to the champion becomes the `challenger`, scored
+    in shadow."""
+    if decision.demoted is not None:
+        old = decision.champion
+        tracking.demote(client, old, f"{date}, at the train of v{ref.version}: {decision.demoted}")
+        log.warning(
+            "%s v%d demoted, it is no longer the champion: %s",
+            old.name,
+            old.version,
+            decision.demoted,
+        )
     client.set_model_version_tag(ref.name, str(ref.version), "decision", decision.reason)
     if decision.promoted:
         tracking.set_alias(client, ref, tracking.CHAMPION)
         tracking.delete_alias(client, ref.name, tracking.CHALLENGER)
         log.info("%s v%d is the champion: %s", ref.name, ref.version, decision.reason)
-    elif decision.passed_thresholds:
+    elif decision.passed_gate:
         tracking.set_alias(client, ref, tracking.CHALLENGER)
         log.info("%s v%d is the challenger: %s", ref.name, ref.version, decision.reason)
     else:

@@ -10,6 +10,8 @@ the `__ll_` prefix so they never clash with the training set's own columns."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pyspark.ml import Estimator, Pipeline, PipelineModel
 from pyspark.ml.classification import (
     GBTClassifier,
@@ -194,6 +196,35 @@ def better(metric: str, new: float, old: float, margin: float) -> bool:
     if metric in LOWER_IS_BETTER:
         return new <= old - margin * abs(old) and new < old
     return new >= old + margin * abs(old) and new > old
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A naive model: the constant `prediction` for every row (and, for a classifier, the
+    constant `probability` of the positive class)."""
+
+    name: str
+    prediction: float
+    probability: float | None = None
+
+
+def baselines(spec: ModelSpec, mean: float, median: float) -> list[Baseline]:
+    """The naive models of the training labels (`mean`, `median`: of the training rows' label).
+    Regression: the training mean and the training median (the gate keeps whichever scores
+    better). Classification (0/1 labels, so `mean` is the prior): the majority class (0 on a
+    tie), with the prior as the probability of class 1."""
+    if spec.task == "regression":
+        return [Baseline("training mean", mean), Baseline("training median", median)]
+    majority = 1.0 if mean > 0.5 else 0.0
+    return [Baseline(f"majority class {majority:g}, prior {mean:.4g}", majority, mean)]
+
+
+def best_baseline(
+    metric: str, scored: list[tuple[Baseline, dict[str, float]]]
+) -> tuple[Baseline, dict[str, float]]:
+    """The naive model that scores best on `metric` (the first of equals), with its metrics."""
+    pick = min if metric in LOWER_IS_BETTER else max
+    return pick(scored, key=lambda bm: bm[1][metric])
 
 
 def best_cv_metric(spec: ModelSpec, avg_metrics: list[float]) -> float:

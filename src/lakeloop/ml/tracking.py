@@ -1,6 +1,6 @@
 """MLflow I/O: the tracking/registry URIs from config, the pipeline's experiment, registry
-aliases (`champion`, `challenger`), loading a registered Spark model, and a model version's
-lineage (the training set's Delta table and version)."""
+aliases (`champion`, `challenger`, a champion's demotion), loading a registered Spark model,
+and a model version's lineage (the training set's Delta table and version)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ TAG_RUN_DATE = "lakeloop.run_date"
 TAG_RUN_ID = "lakeloop.run_id"
 TAG_GIT_SHA = "lakeloop.git_sha"
 TAG_SPEC_HASH = "lakeloop.spec_hash"
+# A model version tag: why (and when) a champion lost the alias at a later train.
+TAG_DEMOTED = "demoted"
 
 
 class RegistryError(RuntimeError):
@@ -134,6 +136,15 @@ def set_alias(client: MlflowClient, ref: ModelRef, alias: str) -> None:
 def delete_alias(client: MlflowClient, name: str, alias: str) -> None:
     if by_alias(client, name, alias) is not None:
         client.delete_registered_model_alias(name, alias)
+
+
+def demote(client: MlflowClient, ref: ModelRef, reason: str) -> None:
+    """Take the `champion` alias from `ref` (if it still holds it) and tag the version with
+    why (`TAG_DEMOTED`)."""
+    client.set_model_version_tag(ref.name, str(ref.version), TAG_DEMOTED, reason)
+    current = by_alias(client, ref.name, CHAMPION)
+    if current is not None and current.version == ref.version:
+        client.delete_registered_model_alias(ref.name, CHAMPION)
 
 
 @dataclass(frozen=True)

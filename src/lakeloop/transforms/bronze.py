@@ -1,21 +1,139 @@
 """Bronze transforms: parsed records with lineage; malformed input kept with its raw text and a
-reason (never dropped). The jobs in lakeloop.jobs read the inputs and write the outputs."""
+reason (never dropped). The jobs in lakeloop.jobs read the inputs and write the outputs.
+
+Timestamp and date columns are read as text and parsed here, per the spec column's `format`
+(a Spark datetime pattern), `unit` (`s`/`ms`/`us` since the Unix epoch) or, without either, as
+an ISO-8601 string (Spark's cast: `2026-01-05T14:30:00`, `2026-01-05 14:30:00Z`, `2026-01-05`).
+The rule for numbers: a value that is a plain number (`1767225600000`, `1.7e12`; a JSON number
+or a string of digits alike) is read as an epoch number only when the column declares `unit`;
+without `unit` or `format` it makes the record malformed ("is a number: declare the column's
+unit"), never a guessed instant (Spark alone would read JSON numbers as seconds). A value that
+does not parse, or parses outside the column's range (`min` <= value < `max`, default
+1970-01-01 .. 2200-01-01 UTC), makes the record malformed with the column and value named.
+An empty value is null (a missing value is for validation to judge)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakeloop.schemas import KAFKA_LINEAGE
+from lakeloop.schemas import KAFKA_LINEAGE, TEMPORAL, read_struct
+from lakeloop.spec import Column as SchemaColumn
+from lakeloop.timezones import local_date
 
 CORRUPT = "_corrupt_record"
 # Bits of monotonically_increasing_id that hold the row's index within its partition.
 _ROW_INDEX_MASK = (1 << 33) - 1
 # A comma outside double quotes (a CSV field separator).
 _CSV_SEPARATOR = r""",(?=(?:[^"]*"[^"]*")*[^"]*$)"""
+# A plain decimal number, as JSON or a CSV field writes one.
+_NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+_MICROS_PER = {"s": 1_000_000, "ms": 1_000, "us": 1}
+_UNIT_NAME = {"s": "seconds", "ms": "milliseconds", "us": "microseconds"}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Helper columns of the transforms below: the CSV tokens / JSON text of a record Spark rejected
+# (computed once per record, for the reasons), and each timestamp/date column's parsed value.
+_TOKENS = "_tokens"
+_TEXT = "_text"
+
+
+def _parsed(c: SchemaColumn) -> str:
+    return f"_parsed_{c.name}"
+
+
+def _temporal(columns: list[SchemaColumn]) -> list[SchemaColumn]:
+    return [c for c in columns if c.type in TEMPORAL]
+
+
+def _micros(day: dt.date) -> int:
+    return (dt.datetime.combine(day, dt.time(), dt.UTC) - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def _parse_time(text: Column, c: SchemaColumn) -> Column:
+    """A timestamp/date column's text parsed per its format/unit; null when it does not parse.
+    With `unit` the result is the number itself (a decimal: a value far outside any timestamp
+    is still compared with the range, and never overflows)."""
+    t = F.trim(text)
+    if c.unit:
+        return t.try_cast("decimal(38,9)")
+    if c.format:
+        ts = F.try_to_timestamp(t, F.lit(c.format))
+        return ts if c.type == "timestamp" else F.to_date(ts)
+    return t.try_cast(c.type)
+
+
+def _in_range(parsed: Column, c: SchemaColumn) -> Column:
+    lo, hi = c.time_range
+    if c.unit:
+        per = Decimal(_MICROS_PER[c.unit])
+        lo_n, hi_n = Decimal(_micros(lo)) / per, Decimal(_micros(hi)) / per
+        return (parsed >= F.lit(lo_n)) & (parsed < F.lit(hi_n))
+    if c.type == "timestamp":
+        lo_c, hi_c = F.timestamp_micros(F.lit(_micros(lo))), F.timestamp_micros(F.lit(_micros(hi)))
+        return (parsed >= lo_c) & (parsed < hi_c)
+    return (parsed >= F.lit(lo)) & (parsed < F.lit(hi))
+
+
+def _time_value(c: SchemaColumn) -> Column:
+    """The column's value from its parsed helper column: null when it is out of range."""
+    parsed = F.col(_parsed(c))
+    if c.unit:  # only evaluated in range: the product cannot overflow
+        value = F.timestamp_micros((parsed * F.lit(_MICROS_PER[c.unit])).cast("long"))
+    else:
+        value = parsed
+    return F.when(_in_range(parsed, c), value)
+
+
+def _time_error(text: Column, c: SchemaColumn) -> Column:
+    """Why a timestamp/date value is malformed; null when it is fine or empty. Every non-empty
+    value that `_time_value` leaves null gets a reason here."""
+    parsed = F.col(_parsed(c))
+    lo, hi = c.time_range
+    number = F.trim(text).rlike(_NUMBER)
+
+    def says(what: str) -> Column:
+        return F.format_string(f"column {c.name}: '%s' {what}", text.substr(1, 120))
+
+    if c.unit:
+        unit = _UNIT_NAME[c.unit]
+        outside = says(
+            f"read as {unit} since 1970-01-01 is outside {lo} .. {hi} (is the unit right? "
+            "Else set the column's min/max)"
+        )
+        why = (
+            F.when(parsed.isNull() & number, outside)  # too many digits for any instant
+            .when(
+                parsed.isNull(), says(f"is not a number of {unit} since 1970-01-01 (unit {c.unit})")
+            )
+            .when(~_in_range(parsed, c), outside)
+        )
+    else:
+        outside = says(f"is outside {lo} .. {hi} (set the column's min/max to allow it)")
+        if c.format:
+            why = F.when(parsed.isNull(), says(f"does not match the format '{c.format}'"))
+        else:
+            declare = (
+                "declare the column's unit (s, ms or us since 1970-01-01) or format"
+                if c.type == "timestamp"
+                else "declare the column's format (e.g. yyyyMMdd)"
+            )
+            iso = "2026-01-05T14:30:00" if c.type == "timestamp" else "2026-01-05"
+            why = F.when(number, says(f"is a number, not a {c.type}: {declare}")).when(
+                parsed.isNull(),
+                says(f"is not a valid {c.type} (ISO 8601 like {iso}; or declare a format)"),
+            )
+        why = why.when(~_in_range(parsed, c), outside)
+    return F.when(text.isNotNull() & (F.trim(text) != ""), why)
+
+
+def _with_parsed_times(df: DataFrame, text: dict[str, Column], columns: list[SchemaColumn]):
+    return df.select(
+        "*", *[_parse_time(text[c.name], c).alias(_parsed(c)) for c in _temporal(columns)]
+    )
 
 
 def _type_errors(values: dict[str, Column], schema: T.StructType) -> Column:
@@ -25,7 +143,7 @@ def _type_errors(values: dict[str, Column], schema: T.StructType) -> Column:
         if isinstance(f.dataType, T.StringType):
             continue
         v = values[f.name]
-        bad = v.isNotNull() & (F.trim(v) != "") & v.try_cast(f.dataType).isNull()
+        bad = (F.trim(v) != "") & v.try_cast(f.dataType).isNull()
         checks.append(
             F.when(
                 bad,
@@ -38,36 +156,48 @@ def _type_errors(values: dict[str, Column], schema: T.StructType) -> Column:
     return F.concat_ws("; ", *checks) if checks else F.lit("")
 
 
-def _with_reason(detail: Column, fallback: str) -> Column:
-    return F.when(F.length(detail) > 0, detail).otherwise(F.lit(fallback))
+def _with_error(df: DataFrame, first: Column, parts: list[Column], last: Column) -> DataFrame:
+    """`_error`: `first` (a reason that makes the others moot), else the non-empty `parts`
+    joined with '; ', else `last`; null for a good record. The joined parts are a column of
+    their own so that no reason expression is generated twice (the code of one whole-stage
+    method must stay under the JVM's 64 KB)."""
+    why = "_reasons"
+    return (
+        df.withColumn(why, F.concat_ws("; ", *parts))
+        .withColumn(
+            "_error",
+            F.coalesce(first, F.when(F.length(why) > 0, F.col(why)), last),
+        )
+        .drop(why)
+    )
 
 
-def csv_error(raw: Column, schema: T.StructType) -> Column:
-    """Why a CSV record did not parse: a wrong field count, or which value has the wrong type."""
-    tokens = F.split(raw, _CSV_SEPARATOR)
+def csv_tokens(raw: Column) -> Column:
+    """The fields of a CSV record's text, outer quotes removed (for the reasons only: Spark's
+    reader parsed the record; this re-splits the ones it rejected)."""
+    return F.transform(F.split(raw, _CSV_SEPARATOR), lambda t: F.regexp_replace(t, r'^"|"$', ""))
+
+
+def csv_error(tokens: Column, schema: T.StructType) -> Column:
+    """Why Spark rejected a CSV record (its `csv_tokens`): a wrong field count (null when the
+    count is right: then `csv_type_errors` says which value has the wrong type)."""
     n = F.size(tokens)
     expected = len(schema.fields)
-    unquote = {
-        f.name: F.regexp_replace(F.get(tokens, i), r'^"|"$', "")
-        for i, f in enumerate(schema.fields)
-    }
-    return (
-        F.when(n < expected, F.format_string(f"too few fields: expected {expected}, found %d", n))
-        .when(n > expected, F.format_string(f"too many fields: expected {expected}, found %d", n))
-        .otherwise(_with_reason(_type_errors(unquote, schema), "record does not match the schema"))
-    )
+    return F.when(
+        n < expected, F.format_string(f"too few fields: expected {expected}, found %d", n)
+    ).when(n > expected, F.format_string(f"too many fields: expected {expected}, found %d", n))
 
 
-def json_error(raw: Column, schema: T.StructType) -> Column:
-    """Why a JSON record did not parse: not a JSON object, or which value has the wrong type."""
-    values = {f.name: F.get_json_object(raw, f"$.{f.name}") for f in schema.fields}
-    return (
-        F.when(raw.isNull() | (F.trim(raw) == ""), F.lit("empty record"))
-        .when(F.json_object_keys(raw).isNull(), F.lit("not a JSON object"))
-        .otherwise(
-            _with_reason(_type_errors(values, schema), "a value does not match the schema type")
-        )
-    )
+def csv_type_errors(tokens: Column, schema: T.StructType) -> Column:
+    return _type_errors({f.name: F.get(tokens, i) for i, f in enumerate(schema.fields)}, schema)
+
+
+def _json_type_errors(text: Column, schema: T.StructType) -> Column:
+    return _type_errors({f.name: text.getField(f.name) for f in schema.fields}, schema)
+
+
+def _as_text(schema: T.StructType) -> T.StructType:
+    return T.StructType([T.StructField(f.name, T.StringType()) for f in schema.fields])
 
 
 def unexpected_fields(raw: Column, schema: T.StructType) -> Column:
@@ -82,40 +212,91 @@ def unexpected_fields(raw: Column, schema: T.StructType) -> Column:
     )
 
 
-def _null_data_when_malformed(schema: T.StructType, error: Column) -> list[Column]:
-    return [F.when(error.isNull(), F.col(f.name)).alias(f.name) for f in schema.fields]
+def csv_listing_records(
+    raw: DataFrame, columns: list[SchemaColumn], ingest_date: dt.date
+) -> DataFrame:
+    """Rows of a PERMISSIVE CSV read (`read_struct(columns)` + `_corrupt_record`,
+    `_source_file`, `_row_id`) as bronze rows. A malformed record keeps its raw text and reason;
+    its data columns are null. A record Spark accepted but whose timestamp/date value is
+    malformed keeps as `_raw` its fields written back as one CSV record (Spark hands over the
+    text only of the records it rejects)."""
+    schema = read_struct(columns)
+    corrupt, tokens = F.col(CORRUPT), F.col(_TOKENS)
+    parsed = _with_parsed_times(
+        raw.withColumn(_TOKENS, F.when(corrupt.isNotNull(), csv_tokens(corrupt))),
+        {c.name: F.col(c.name) for c in columns},
+        columns,
+    )
+    times = [_time_error(F.col(c.name), c) for c in _temporal(columns)]
+    checked = _with_error(
+        parsed,
+        F.when(corrupt.isNotNull(), csv_error(tokens, schema)),
+        [F.when(corrupt.isNotNull(), csv_type_errors(tokens, schema)), *times],
+        F.when(corrupt.isNotNull(), F.lit("record does not match the schema")),
+    )
+    rebuilt = F.to_csv(F.struct(*[c.name for c in columns]), {"escape": '"'})
+    return _bronze(checked, columns, "csv", F.coalesce(corrupt, rebuilt), ingest_date)
 
 
-def csv_listing_records(raw: DataFrame, schema: T.StructType, ingest_date: dt.date) -> DataFrame:
-    """Rows of a PERMISSIVE CSV read (schema + `_corrupt_record`, `_source_file`, `_row_id`) as
-    bronze rows. A malformed record keeps its raw text and reason; its data columns are null."""
-    error = F.when(F.col(CORRUPT).isNotNull(), csv_error(F.col(CORRUPT), schema))
-    return _bronze(raw.withColumn("_error", error), schema, "csv", F.col(CORRUPT), ingest_date)
-
-
-def json_listing_records(lines: DataFrame, schema: T.StructType, ingest_date: dt.date) -> DataFrame:
+def json_listing_records(
+    lines: DataFrame, columns: list[SchemaColumn], ingest_date: dt.date
+) -> DataFrame:
     """Text lines (`value`, `_source_file`, `_row_id`) of JSON-lines files as bronze rows."""
+    value = F.col("value")
+    parsed = _with_parsed_json(lines, value, columns)
+    empty = F.when(F.trim(value) == "", F.lit("empty line"))
+    checked = _with_json_error(parsed, value, empty, columns).select(
+        "*", *[F.col(f"_j.{c.name}").alias(c.name) for c in columns if c.type not in TEMPORAL]
+    )
+    return _bronze(checked, columns, "json", value, ingest_date)
+
+
+def _with_parsed_json(df: DataFrame, raw: Column, columns: list[SchemaColumn]) -> DataFrame:
+    """`_j`: the record parsed (timestamp/date fields as text), `_text`: a record Spark
+    rejected parsed again with every field as text (for the reasons), and the parsed times."""
+    schema = read_struct(columns)
+    opts = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
     parse_schema = T.StructType([*schema.fields, T.StructField(CORRUPT, T.StringType())])
-    parsed = lines.withColumn(
-        "_j",
-        F.from_json(
-            "value", parse_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
-        ),
+    j = df.select("*", F.from_json(raw, parse_schema, opts).alias("_j"))
+    rejected = F.col(f"_j.{CORRUPT}").isNotNull()
+    j = j.withColumn(_TEXT, F.when(rejected, F.from_json(raw, _as_text(schema))))
+    return _with_parsed_times(j, {c.name: F.col(f"_j.{c.name}") for c in columns}, columns)
+
+
+def _with_json_error(
+    df: DataFrame, raw: Column, empty: Column, columns: list[SchemaColumn]
+) -> DataFrame:
+    """`_error` of a record parsed by `_with_parsed_json` (`empty`: the reason for a blank
+    record, else null)."""
+    schema = read_struct(columns)
+    rejected = F.col(f"_j.{CORRUPT}").isNotNull()
+    not_object = F.when(rejected & F.json_object_keys(raw).isNull(), F.lit("not a JSON object"))
+    times = [_time_error(F.col(f"_j.{c.name}"), c) for c in _temporal(columns)]
+    return _with_error(
+        df,
+        F.coalesce(empty, not_object),
+        [
+            F.when(rejected, _json_type_errors(F.col(_TEXT), schema)),
+            *times,
+            unexpected_fields(raw, schema),
+        ],
+        F.when(rejected, F.lit("a value does not match the schema type")),
     )
-    error = (
-        F.when(F.trim(F.col("value")) == "", F.lit("empty line"))
-        .when(F.col(f"_j.{CORRUPT}").isNotNull(), json_error(F.col("value"), schema))
-        .otherwise(unexpected_fields(F.col("value"), schema))
-    )
-    flat = parsed.select("*", *[F.col(f"_j.{f.name}").alias(f.name) for f in schema.fields])
-    return _bronze(flat.withColumn("_error", error), schema, "json", F.col("value"), ingest_date)
+
+
+def _null_data_when_malformed(columns: list[SchemaColumn], error: Column) -> list[Column]:
+    return [F.when(error.isNull(), _data(c)).alias(c.name) for c in columns]
+
+
+def _data(c: SchemaColumn) -> Column:
+    return _time_value(c) if c.type in TEMPORAL else F.col(c.name)
 
 
 def _bronze(
-    df: DataFrame, schema: T.StructType, fmt: str, raw: Column, ingest_date: dt.date
+    df: DataFrame, columns: list[SchemaColumn], fmt: str, raw: Column, ingest_date: dt.date
 ) -> DataFrame:
     return df.select(
-        *_null_data_when_malformed(schema, F.col("_error")),
+        *_null_data_when_malformed(columns, F.col("_error")),
         F.col("_source_file"),
         ((F.col("_row_id").bitwiseAND(F.lit(_ROW_INDEX_MASK))) + 1).alias("_source_position"),
         F.lit(fmt).alias("_source_format"),
@@ -126,23 +307,29 @@ def _bronze(
 
 
 def kafka_records(
-    messages: DataFrame, schema: T.StructType, batch_id: int, ingest_date: dt.date
+    messages: DataFrame,
+    columns: list[SchemaColumn],
+    batch_id: int,
+    ingest_date: dt.date,
+    event_time_field: str | None = None,
+    zone: str = "UTC",
 ) -> DataFrame:
     """Kafka rows (key, value, topic, partition, offset, timestamp) parsed as JSON with lineage;
-    `_error` is null for a good record and says why otherwise. Keeps `_value` (the raw bytes;
-    `dead_letters` adds their text) so a cached batch holds each message once."""
-    raw = F.col("value").cast("string")
-    parse_schema = T.StructType([*schema.fields, T.StructField(CORRUPT, T.StringType())])
-    j = F.from_json(raw, parse_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
-    parsed = messages.select("*", raw.alias("_raw"), j.alias("_j"))
-    error = (
-        F.when(F.col("value").isNull(), F.lit("null message value"))
-        .when(F.trim(F.col("_raw")) == "", F.lit("empty message value"))
-        .when(F.col(f"_j.{CORRUPT}").isNotNull(), json_error(F.col("_raw"), schema))
-        .otherwise(unexpected_fields(F.col("_raw"), schema))
+    `_error` is null for a good record and says why otherwise. `_event_date` is the local date
+    in `zone` of the `event_time_field` of a good record (null without one). Keeps `_value`
+    (the raw bytes; `dead_letters` adds their text) so a cached batch holds each message once."""
+    raw = F.col("_raw")
+    parsed = _with_parsed_json(
+        messages.select("*", F.col("value").cast("string").alias("_raw")), raw, columns
     )
-    return parsed.select(
-        *[F.col(f"_j.{f.name}").alias(f.name) for f in schema.fields],
+    empty = F.when(F.col("value").isNull(), F.lit("null message value")).when(
+        F.trim(raw) == "", F.lit("empty message value")
+    )
+    records = _with_json_error(parsed, raw, empty, columns).select(
+        *[
+            (_time_value(c) if c.type in TEMPORAL else F.col(f"_j.{c.name}")).alias(c.name)
+            for c in columns
+        ],
         F.col("topic").alias("_topic"),
         F.col("partition").alias("_partition"),
         F.col("offset").alias("_offset"),
@@ -151,14 +338,20 @@ def kafka_records(
         F.lit(batch_id).cast("long").alias("_batch_id"),
         F.lit(ingest_date).cast("date").alias("_ingest_date"),
         F.col("value").alias("_value"),
-        error.alias("_error"),
+        F.col("_error"),
     )
+    event_date = (
+        F.when(F.col("_error").isNull(), local_date(event_time_field, zone))
+        if event_time_field
+        else F.lit(None)
+    )
+    return records.withColumn("_event_date", event_date.cast("date"))
 
 
-def good_records(records: DataFrame, schema: T.StructType) -> DataFrame:
+def good_records(records: DataFrame, columns: list[SchemaColumn]) -> DataFrame:
     """The well-formed rows of `kafka_records`, as bronze rows (no raw text)."""
     return records.where(F.col("_error").isNull()).select(
-        *schema.fieldNames(), *KAFKA_LINEAGE.fieldNames()
+        *[c.name for c in columns], *KAFKA_LINEAGE.fieldNames()
     )
 
 

@@ -1,5 +1,6 @@
 """Training and scoring transforms: the model's input frame, the time-based split and folds,
-and the day's scored entities. Pure: models and bounds come in as arguments."""
+the naive baseline's label summary and constant predictions, and the day's scored entities.
+Pure: models and bounds come in as arguments."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from pyspark.ml import PipelineModel
-from pyspark.ml.functions import vector_to_array
+from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -17,9 +18,12 @@ from lakeloop.ml.pipeline import (
     LABEL,
     PREDICTION,
     PROBABILITY,
+    RAW_PREDICTION,
+    Baseline,
     required_columns,
 )
 from lakeloop.spec import ModelSpec
+from lakeloop.timezones import local_date
 from lakeloop.transforms.training import HAS_FEATURES
 
 FOLD = "__ll_fold"
@@ -76,11 +80,34 @@ def model_input(
 
 
 def split_by_time(
-    df: DataFrame, time_column: str, test_start: dt.date
+    df: DataFrame, time_column: str, test_start: dt.date, zone: str
 ) -> tuple[DataFrame, DataFrame]:
-    """(train, test): rows before `test_start` and rows on or after it, by label time."""
-    day = F.to_date(time_column)
+    """(train, test): rows before `test_start` and rows on or after it, by the local date of
+    the label time in `zone` (the pipeline's time zone)."""
+    day = local_date(time_column, zone)
     return df.where(day < F.lit(test_start)), df.where(day >= F.lit(test_start))
+
+
+def label_summary(rows: DataFrame) -> DataFrame:
+    """One row: `rows`, and the `mean` and `median` of LABEL (the naive baselines' constants).
+    The median is percentile_approx with a rank error of at most 1/10,000 of the rows."""
+    return rows.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.avg(LABEL).alias("mean"),
+        F.percentile_approx(LABEL, 0.5, 10_000).cast("double").alias("median"),
+    )
+
+
+def with_baseline_prediction(df: DataFrame, baseline: Baseline) -> DataFrame:
+    """`df` scored by a constant model, in the columns the spec's evaluators read: PREDICTION,
+    and for a classifier PROBABILITY and RAW_PREDICTION as [1 - p, p] (one score for every row:
+    AUC 0.5)."""
+    out = df.withColumn(PREDICTION, F.lit(float(baseline.prediction)))
+    if baseline.probability is None:
+        return out
+    p = float(baseline.probability)
+    scores = array_to_vector(F.array(F.lit(1.0 - p), F.lit(p)))
+    return out.withColumn(PROBABILITY, scores).withColumn(RAW_PREDICTION, scores)
 
 
 def with_time_folds(df: DataFrame, time_column: str, boundaries: list[dt.datetime]) -> DataFrame:

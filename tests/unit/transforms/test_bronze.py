@@ -1,8 +1,9 @@
 import datetime as dt
 
-from pyspark.sql import types as T
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from lakeloop.spec import Column
 from lakeloop.transforms.bronze import (
     csv_listing_records,
     dead_letters,
@@ -13,13 +14,11 @@ from lakeloop.transforms.bronze import (
 )
 
 D = dt.date(2026, 1, 5)
-SCHEMA = T.StructType(
-    [
-        T.StructField("id", T.StringType()),
-        T.StructField("n", T.IntegerType()),
-        T.StructField("x", T.DoubleType()),
-    ]
-)
+SCHEMA = [
+    Column(name="id", type="string"),
+    Column(name="n", type="int"),
+    Column(name="x", type="double"),
+]
 P1 = 1 << 33  # monotonically_increasing_id of the first row of partition 1
 
 
@@ -132,3 +131,193 @@ def test_offset_ranges_follow_kafka_end_offset_convention(spark):
     assertDataFrameEqual(
         out, spark.createDataFrame([("t", 0, 10, 15, 3, 1), ("t", 1, 11, 14, 2, 0)], out.schema)
     )
+
+
+# --- timestamps: declared unit / format, range -------------------------------------------------
+
+TS_MS = [Column(name="id", type="string"), Column(name="ts", type="timestamp", unit="ms")]
+TS_ISO = [Column(name="id", type="string"), Column(name="ts", type="timestamp")]
+NUMBER_WITHOUT_UNIT = (
+    "column ts: '1767225600123' is a number, not a timestamp: declare the column's unit "
+    "(s, ms or us since 1970-01-01) or format"
+)
+OUTSIDE = "is outside 1970-01-01 .. 2200-01-01 (set the column's min/max to allow it)"
+
+
+def _utc(df, col="ts"):
+    """The instant as UTC text (independent of the Python process's local zone)."""
+    return F.date_format(F.col(col), "yyyy-MM-dd HH:mm:ss.SSS").alias(col)
+
+
+def test_epoch_millis_with_unit_ms_is_the_right_instant_in_json_lines(spark):
+    lines = _lines(
+        spark,
+        [
+            '{"id": "a", "ts": 1767225600123}',
+            '{"id": "b", "ts": "1767225600123"}',  # digits in a string: the same number
+            '{"id": "c", "ts": 1.767225600123E12}',
+            '{"id": "d", "ts": null}',
+        ],
+    )
+    out = json_listing_records(lines, TS_MS, D)
+    got = out.select("id", _utc(out), "_error")
+    expected = [(i, "2026-01-01 00:00:00.123", None) for i in "abc"] + [("d", None, None)]
+    assertDataFrameEqual(got, spark.createDataFrame(expected, got.schema))
+
+
+def test_epoch_number_without_unit_is_malformed_and_says_to_declare_the_unit(spark):
+    lines = _lines(spark, ['{"id": "a", "ts": 1767225600123}', '{"id": "b", "ts": 1767225600}'])
+    out = json_listing_records(lines, TS_ISO, D).select("id", "ts", "_raw", "_error")
+    expected = [
+        (None, None, '{"id": "a", "ts": 1767225600123}', NUMBER_WITHOUT_UNIT),
+        (None, None, '{"id": "b", "ts": 1767225600}', NUMBER_WITHOUT_UNIT.replace("123", "")),
+    ]
+    assertDataFrameEqual(out, spark.createDataFrame(expected, out.schema))
+
+
+def _csv(spark, rows, columns):
+    names = ", ".join(f"{c.name} string" for c in columns)  # timestamp/date columns: text
+    return spark.createDataFrame(
+        [(*r, None, "f.csv", i) for i, r in enumerate(rows)],
+        f"{names}, _corrupt_record string, _source_file string, _row_id long",
+    )
+
+
+def test_csv_format_parses_day_first_and_a_mismatch_is_malformed_with_the_record(spark):
+    columns = [
+        Column(name="id", type="string"),
+        Column(name="ts", type="timestamp", format="dd/MM/yyyy HH:mm"),
+        Column(name="d", type="date", format="dd.MM.yyyy"),
+    ]
+    raw = _csv(
+        spark,
+        [("a", "05/01/2026 14:30", "31.12.2025"), ("b", "2026-01-05 14:30", "1.1.2026")],
+        columns,
+    )
+    out = csv_listing_records(raw, columns, D)
+    got = out.select("id", _utc(out), "d", "_raw", "_error")
+    expected = [
+        ("a", "2026-01-05 14:30:00.000", dt.date(2025, 12, 31), None, None),
+        (
+            None,
+            None,
+            None,
+            "b,2026-01-05 14:30,1.1.2026",  # the record's fields written back as CSV
+            "column ts: '2026-01-05 14:30' does not match the format 'dd/MM/yyyy HH:mm'; "
+            "column d: '1.1.2026' does not match the format 'dd.MM.yyyy'",
+        ),
+    ]
+    assertDataFrameEqual(got, spark.createDataFrame(expected, got.schema))
+
+
+def test_impossible_years_and_unparsable_text_are_malformed_never_stored(spark):
+    seconds = [Column(name="id", type="string"), Column(name="ts", type="timestamp", unit="s")]
+    lines = _lines(
+        spark,
+        [
+            '{"id": "a", "ts": 1767225600123}',  # milliseconds declared as seconds: year 57970
+            '{"id": "b", "ts": "soon"}',
+            '{"id": "c", "ts": 1767225600}',
+            '{"id": "d", "ts": 1e40}',  # no instant at all (and no overflow)
+        ],
+    )
+    out = json_listing_records(lines, seconds, D)
+    got = out.select("id", _utc(out), "_error")
+    expected = [
+        (
+            None,
+            None,
+            "column ts: '1767225600123' read as seconds since 1970-01-01 is outside "
+            "1970-01-01 .. 2200-01-01 (is the unit right? Else set the column's min/max)",
+        ),
+        (None, None, "column ts: 'soon' is not a number of seconds since 1970-01-01 (unit s)"),
+        ("c", "2026-01-01 00:00:00.000", None),
+        (
+            None,
+            None,
+            "column ts: '1.0E40' read as seconds since 1970-01-01 is outside 1970-01-01 .. "
+            "2200-01-01 (is the unit right? Else set the column's min/max)",
+        ),
+    ]
+    assertDataFrameEqual(got, spark.createDataFrame(expected, got.schema))
+
+    iso = _csv(
+        spark,
+        [("a", "45000-01-01T00:00:00"), ("b", "1900-05-01 10:00"), ("c", "next week"), ("d", "")],
+        TS_ISO,
+    )
+    out = csv_listing_records(iso, TS_ISO, D).select("id", "ts", "_error")
+    expected = [
+        (None, None, f"column ts: '45000-01-01T00:00:00' {OUTSIDE}"),
+        (None, None, f"column ts: '1900-05-01 10:00' {OUTSIDE}"),
+        (
+            None,
+            None,
+            "column ts: 'next week' is not a valid timestamp (ISO 8601 like "
+            "2026-01-05T14:30:00; or declare a format)",
+        ),
+        ("d", None, None),  # empty: null, for validation to judge
+    ]
+    assertDataFrameEqual(out, spark.createDataFrame(expected, out.schema))
+
+
+def test_a_column_range_can_be_widened(spark):
+    columns = [
+        Column(name="id", type="string"),
+        Column(name="born", type="date", min=dt.date(1850, 1, 1), max=dt.date(2030, 1, 1)),
+    ]
+    out = csv_listing_records(
+        _csv(spark, [("a", "1901-02-03"), ("b", "2031-01-01")], columns), columns, D
+    ).select("id", "born", "_error")
+    expected = [
+        ("a", dt.date(1901, 2, 3), None),
+        (
+            None,
+            None,
+            "column born: '2031-01-01' is outside 1850-01-01 .. 2030-01-01 (set the "
+            "column's min/max to allow it)",
+        ),
+    ]
+    assertDataFrameEqual(out, spark.createDataFrame(expected, out.schema))
+
+
+def test_kafka_epoch_millis_and_event_date_in_the_pipeline_zone(spark):
+    columns = [
+        Column(name="id", type="string"),
+        Column(name="sold_at", type="timestamp", unit="ms"),
+    ]
+    at_0230_utc = 1767580200000  # 2026-01-05T02:30:00Z = 2026-01-04 21:30 in New York
+    msgs = _messages(
+        spark,
+        [
+            f'{{"id": "a", "sold_at": {at_0230_utc}}}'.encode(),
+            b'{"id": "b", "sold_at": "2026-01-05T02:30:00Z"}',
+        ],
+    )
+    records = kafka_records(msgs, columns, 1, D, "sold_at", "America/New_York")
+    good = good_records(records, columns)
+    got = good.select("id", _utc(good, "sold_at"), "_ingest_date", "_event_date")
+    assertDataFrameEqual(
+        got,
+        spark.createDataFrame(
+            [("a", "2026-01-05 02:30:00.000", D, dt.date(2026, 1, 4))], got.schema
+        ),
+    )
+    dead = dead_letters(records).select("_offset", "_event_date", "_error")
+    assertDataFrameEqual(
+        dead,
+        spark.createDataFrame(
+            [
+                (
+                    11,
+                    None,
+                    "column sold_at: '2026-01-05T02:30:00Z' is not a number of milliseconds "
+                    "since 1970-01-01 (unit ms)",
+                )
+            ],
+            dead.schema,
+        ),
+    )
+    # without an event_time_field the event date is unknown: null
+    no_event = good_records(kafka_records(msgs, columns, 1, D), columns)
+    assert no_event.where("_event_date is not null").count() == 0
