@@ -11,6 +11,7 @@ import yaml
 
 from lakeloop import kafka_broker
 from lakeloop.config import load_config
+from lakeloop.kafka_io import ensure_topic
 from lakeloop.session import build_spark
 from lakeloop.spec import Pipeline, load_pipeline
 
@@ -61,11 +62,15 @@ def broker():
 
 @pytest.fixture
 def kafka_houses(cfg, tmp_path, broker) -> tuple[Pipeline, Path]:
-    """houses with its own topic (so tests never share Kafka state) and small micro-batches."""
+    """houses with its own topic (so tests never share Kafka state), created with two
+    partitions as `lakeloop kafka create-topics` does (never by broker auto-create), and small
+    micro-batches."""
     topic = f"test.sales.{uuid.uuid4().hex[:10]}"
 
     def edit(d):
-        d["sources"]["kafka"][0]["topic"] = topic
-        d["sources"]["kafka"][0]["max_offsets_per_trigger"] = 100
+        d["sources"]["kafka"][0].update(topic=topic, partitions=2, max_offsets_per_trigger=100)
 
-    return spec_variant(cfg, tmp_path, edit)
+    pipeline, path = spec_variant(cfg, tmp_path, edit)
+    state = ensure_topic(pipeline.cfg, pipeline.spec.sources.kafka[0])
+    assert state.changes == ("created",) and state.partitions == 2, state
+    return pipeline, path

@@ -10,8 +10,9 @@ import logging
 import sys
 
 from lakeloop import logs
-from lakeloop.config import ConfigError, load_config, parse_set_pairs
+from lakeloop.config import AppConfig, ConfigError, load_config, parse_set_pairs
 from lakeloop.jobs.common import JobError
+from lakeloop.kafka_io import TopicError
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,42 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     from lakeloop import kafka_broker
 
     cfg = _cfg(args)
+    if args.action == "create-topics":
+        return create_topics(cfg, args.pipeline)
+    if args.pipeline:
+        log.error("kafka %s: --pipeline belongs to create-topics only", args.action)
+        return 2
     result = getattr(kafka_broker, args.action)(cfg)
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
     if args.action == "status" and not result["answers"]:
         return 3
     return 0
+
+
+def create_topics(cfg: AppConfig, pipeline_name: str | None) -> int:
+    """Every Kafka source's topic of the spec, created or brought to the spec's settings."""
+    import dataclasses
+
+    from lakeloop import kafka_io
+    from lakeloop.spec import load_pipeline
+
+    if not pipeline_name:
+        log.error("kafka create-topics needs --pipeline (a name under conf/pipelines or a path)")
+        return 2
+    pipeline = load_pipeline(cfg, pipeline_name)
+    if not pipeline.spec.sources.kafka:
+        log.error("pipeline %s declares no Kafka sources: no topic to create", pipeline.name)
+        return 1
+    results, failed = [], 0
+    for source in pipeline.spec.sources.kafka:
+        try:
+            results.append(dataclasses.asdict(kafka_io.ensure_topic(cfg, source)))
+        except (kafka_io.TopicError, ConnectionError) as e:
+            log.error("kafka create-topics: %s", e)
+            results.append({"topic": source.topic, "error": str(e)})
+            failed += 1
+    sys.stdout.write(json.dumps(results, indent=2) + "\n")
+    return 1 if failed else 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -199,8 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("job", choices=JOBS)
     _common(r)
 
-    k = sub.add_parser("kafka", help="the local single-node KRaft broker")
-    k.add_argument("action", choices=("up", "down", "status"))
+    k = sub.add_parser(
+        "kafka", help="the local single-node KRaft broker; create-topics: a spec's topics"
+    )
+    k.add_argument("action", choices=("up", "down", "status", "create-topics"))
+    k.add_argument(
+        "--pipeline",
+        default=None,
+        help="create-topics: the spec whose Kafka sources' topics to create (name or path)",
+    )
     _common(k)
 
     g = sub.add_parser("generate", help="generate an example use case's data")
@@ -276,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         log.error("%s", e)
         return 2
-    except JobError as e:  # e.g. a demo step that cannot run; the message says why
+    except (JobError, TopicError) as e:  # e.g. a demo step that cannot run; the message says why
         log.error("%s failed: %s", args.command, e)
         return 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Sequence
 
 from delta import exceptions as dx  # importing it makes PySpark raise Delta's conflict classes
 from delta.tables import DeltaTable
@@ -51,12 +52,13 @@ def replace_partition(
     df: DataFrame,
     path: str,
     column: str,
-    value: str,
+    value: str | Sequence[str],
     user_metadata: str,
     partition_by: str | None = None,
     attempts: int | None = None,
 ) -> None:
     """Overwrite exactly the rows where `column = value` (replaceWhere): idempotent per date.
+    `value` may also be several values (`column IN (...)`): one commit replaces them all.
 
     Two runs of the same date at once: Delta's optimistic concurrency lets one commit and
     rejects the other's commit as a whole (nothing of it lands). The loser writes the date
@@ -72,15 +74,14 @@ def replace_partition(
             kind = type(e).__name__
             if attempt == attempts:
                 raise ConcurrentWriteError(
-                    f"another run wrote {column}={value} of {path} concurrently ({kind}, "
+                    f"another run wrote {_shown(column, value)} of {path} concurrently ({kind}, "
                     f"{attempts} attempt(s)); the table holds that run's complete copy of the "
                     "date and nothing of this one, and re-running is safe"
                 ) from None
             log.warning(
-                "%s=%s of %s: a concurrent run committed first (%s); writing the date again "
+                "%s of %s: a concurrent run committed first (%s); writing the date again "
                 "(attempt %d of %d)",
-                column,
-                value,
+                _shown(column, value),
                 path,
                 kind,
                 attempt + 1,
@@ -89,18 +90,34 @@ def replace_partition(
             time.sleep(random.uniform(0.1, 0.5) * attempt)  # jitter: no lock-step re-conflict
 
 
+def _shown(column: str, value: str | Sequence[str]) -> str:
+    return f"{column}={value}" if isinstance(value, str) else f"{column} in ({', '.join(value)})"
+
+
+def _where(column: str, value: str | Sequence[str]) -> str:
+    values = [value] if isinstance(value, str) else list(value)
+    if not values:
+        raise ValueError(f"replace_partition: no value of {column} to replace")
+    if any("'" in v for v in values):
+        raise ValueError(f"replace_partition: a quote in a value of {column}: {values}")
+    if len(values) == 1:
+        return f"{column} = '{values[0]}'"
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
 def _overwrite_where(
     df: DataFrame,
     path: str,
     column: str,
-    value: str,
+    value: str | Sequence[str],
     user_metadata: str,
     partition_by: str | None,
 ) -> None:
     w = (
         df.write.format("delta")
         .mode("overwrite")
-        .option("replaceWhere", f"{column} = '{value}'")
+        .option("replaceWhere", _where(column, value))
         .option("userMetadata", user_metadata)
     )
     if partition_by:
@@ -108,18 +125,30 @@ def _overwrite_where(
     w.save(path)
 
 
+def _latest_snapshot(spark: SparkSession, path: str):
+    """The JVM Snapshot of the table's latest version (Delta's log, no Spark job)."""
+    delta_log = DeltaTable.forPath(spark, path)._jdt.deltaLog()
+    return delta_log.update(
+        getattr(delta_log, "update$default$1")(),
+        getattr(delta_log, "update$default$2")(),
+        getattr(delta_log, "update$default$3")(),
+    )
+
+
+def snapshot_version(spark: SparkSession, path: str) -> int | None:
+    """The table's latest version like `version`, from the log's snapshot instead of a
+    history query (no Spark job), or None when there is no Delta table at `path`."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    return int(_latest_snapshot(spark, path).version())
+
+
 def committed_txn_version(spark: SparkSession, path: str, app_id: str) -> int | None:
     """The last `txnVersion` Delta committed for `app_id` on the table at `path` (the
     SetTransaction actions of its latest snapshot), or None when there is none (or no table)."""
     if not DeltaTable.isDeltaTable(spark, path):
         return None
-    delta_log = DeltaTable.forPath(spark, path)._jdt.deltaLog()
-    snapshot = delta_log.update(
-        getattr(delta_log, "update$default$1")(),
-        getattr(delta_log, "update$default$2")(),
-        getattr(delta_log, "update$default$3")(),
-    )
-    found = snapshot.transactions().get(app_id)
+    found = _latest_snapshot(spark, path).transactions().get(app_id)
     return int(found.get()) if found.isDefined() else None
 
 
@@ -172,3 +201,24 @@ def checksum(df: DataFrame) -> tuple[int, str]:
     """(rows, checksum_column): equal for equal rows, whatever their order."""
     r = df.agg(F.count(F.lit(1)).alias("n"), checksum_column(df).alias("h")).first()
     return r["n"], r["h"]
+
+
+def roll_back(spark: SparkSession, path: str, written: int) -> str:
+    """Undo this run's commit `written` of the table at `path`: Delta RESTORE to the version
+    before it, or, when that commit created the table (version 0), remove the table's folder
+    (Hadoop FS) so it does not exist, as before the run. Nothing is undone when another commit
+    followed it (a RESTORE would drop that one too). Returns one line saying what was done."""
+    current = version(spark, path)
+    if current != written:
+        return (
+            f"NOT rolled back: its version {written} is followed by version {current} of "
+            "another run (re-run this date)"
+        )
+    if written == 0:
+        jvm = spark.sparkContext._jvm
+        folder = jvm.org.apache.hadoop.fs.Path(path)
+        folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(folder, True)
+        jvm.org.apache.spark.sql.delta.DeltaLog.invalidateCache(spark._jsparkSession, folder)
+        return "removed (this run had created it)"
+    DeltaTable.forPath(spark, path).restoreToVersion(written - 1)
+    return f"restored to version {written - 1} (RESTORE committed as version {written + 1})"

@@ -1,14 +1,16 @@
 """`lakeloop demo` / `make demo`: the whole lifecycle on the embedded defaults.
 
-Starts the local Kafka broker, generates the houses example (files + sale events, with faults,
-and with the first day a backlog of past sales that fills the features' 90-day windows),
-ingests every day's files and the Kafka topic into bronze Delta, validates each day into silver
-+ quarantine (with GX Data Docs and a summary), builds the feature table and the point-in-time
-training set, trains and registers a model in MLflow (it becomes the champion only through the
-promotion gate), writes each day's batch predictions, and writes readable reports. Re-running
-it is harmless: files are rewritten identically, days already produced to Kafka are not produced
-again, ingest and predictions replace what they wrote, and a retrained model only replaces the
-champion when it beats it by the spec's margin (otherwise it is scored in shadow as challenger).
+Starts the local Kafka broker, creates the spec's topics (what `lakeloop kafka create-topics`
+does: the broker does not auto-create them), generates the houses example (files + sale events,
+with faults, and with the first day a backlog of past sales that fills the features' 90-day
+windows), ingests every day's files and the Kafka topic into bronze Delta, validates each day
+into silver + quarantine (with GX Data Docs and a summary), builds the feature table and the
+point-in-time training set, trains and registers a model in MLflow (it becomes the champion
+only through the promotion gate), writes each day's batch predictions, and writes readable
+reports. Re-running it is harmless: files are rewritten identically, days already produced to
+Kafka are not produced again, ingest and predictions replace what they wrote, and a retrained
+model only replaces the champion when it beats it by the spec's margin (otherwise it is scored
+in shadow as challenger).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lakeloop import delta_io, kafka_broker
+from lakeloop import delta_io, kafka_broker, kafka_io, runlog
 from lakeloop.config import AppConfig
 from lakeloop.generate import houses as gen
 from lakeloop.jobs import (
@@ -58,13 +60,7 @@ def table_counts(spark: SparkSession, pipeline: Pipeline) -> dict[str, dict[str,
 
 
 def ingest_report(spark: SparkSession, pipeline: Pipeline, counts: dict, summary: dict) -> str:
-    runs = (
-        delta_io.read(spark, pipeline.table_path("run_log"))
-        .where(F.col("pipeline") == pipeline.name)
-        .orderBy(F.col("started_at").desc())
-        .limit(20)
-        .collect()
-    )
+    runs = runlog.runs(spark, pipeline).orderBy(F.col("started_at").desc()).limit(20).collect()
     lines = [
         f"# lakeloop ingest report: {pipeline.name}",
         "",
@@ -103,6 +99,8 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
     pipeline = load_pipeline(cfg, "houses")
     broker = kafka_broker.up(cfg)
     log.info("Kafka broker answers on %s", broker["bootstrap"])
+    # the spec's topics, as `lakeloop kafka create-topics` makes them (no broker auto-create)
+    topics = [kafka_io.ensure_topic(cfg, source) for source in pipeline.spec.sources.kafka]
     summary = gen.generate(
         pipeline,
         start=args.start,
@@ -146,7 +144,7 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
         champion = (
             f"v{t['champion_version']}: {t['metric']} {t['champion_score']} on the same window"
             if t["champion_version"]
-            else "none (no model has passed the thresholds yet)"
+            else "none (no model has passed the promotion gate yet)"
         )
     shadow = (
         f"; challenger v{p['challenger_version']} scored in shadow"
@@ -168,6 +166,12 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
         "(browse: .venv/bin/mlflow ui --backend-store-uri <that URI>)"
     )
     out.append(f"  Kafka broker: {broker['bootstrap']} (stop it with `make kafka-down`)")
+    for t in topics:
+        retention = f"retention.ms {t.retention_ms} ({t.retention_source})"
+        out.append(
+            f"    topic {t.topic}: {t.partitions} partition(s), {retention}"
+            f"{'; ' + ', '.join(t.changes) if t.changes else ''}"
+        )
     out.append(f"  ingest report: {report}")
     out.append(f"  data quality summaries (with GX Data Docs links): {', '.join(summaries)}")
     out.append(f"  latest data quality summary:\n\n{Path(summaries[-1]).read_text()}")

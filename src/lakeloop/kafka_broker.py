@@ -3,6 +3,9 @@
 `lakeloop kafka up|down|status` (and infra/kafka.sh): the broker listens on 127.0.0.1 with its
 data under the configured data dir. `up` waits until the broker answers and is harmless when it
 already runs; `down` stops it with SIGTERM (a clean shutdown) and waits for the process to end.
+Topics are not auto-created (`auto.create.topics.enable=false`): `lakeloop kafka create-topics
+--pipeline P` creates a spec's topics. A broker started before that setting keeps its old
+properties until it is restarted (`down` then `up` rewrites server.properties).
 """
 
 from __future__ import annotations
@@ -77,7 +80,9 @@ def _server_properties(cfg: AppConfig, paths: BrokerPaths) -> str:
             "transaction.state.log.replication.factor=1",
             "transaction.state.log.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=true",
+            # topics come from the specs (`lakeloop kafka create-topics`), never from a typo'd
+            # name in a producer or consumer
+            "auto.create.topics.enable=false",
             "log.retention.hours=168",
             "",
         ]

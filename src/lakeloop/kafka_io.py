@@ -1,13 +1,20 @@
-"""Kafka client settings from the config, for kafka-python and for Spark's Kafka source."""
+"""Kafka client settings from the config, for kafka-python and for Spark's Kafka source, and
+the spec's topics as `lakeloop kafka create-topics` creates them (the broker never auto-creates
+a topic: auto.create.topics.enable=false)."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr
 
 from lakeloop.config import AppConfig
-from lakeloop.spec import KafkaSource
+from lakeloop.spec import KafkaSource, Pipeline
+
+log = logging.getLogger(__name__)
+RETENTION = "retention.ms"
 
 
 def _plain(secret: SecretStr | None) -> str | None:
@@ -82,19 +89,214 @@ def topic_partitions(cfg: AppConfig, source: KafkaSource) -> list[int]:
         consumer.close()
 
 
-def ensure_topic(cfg: AppConfig, source: KafkaSource, partitions: int | None = None) -> None:
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+class TopicError(RuntimeError):
+    """A topic on the broker that contradicts the spec in a way lakeloop does not repair (it
+    never deletes a topic), or a create/alter the broker refused."""
 
-    admin = KafkaAdminClient(**python_client_config(cfg, source))
+
+@dataclass(frozen=True)
+class TopicState:
+    """A topic after `ensure_topic`: its settings on the broker and what the call changed."""
+
+    topic: str
+    bootstrap: str
+    partitions: int
+    replication_factor: int
+    retention_ms: int | None  # the effective value (the topic's or the broker's default)
+    retention_source: str  # "topic" (set on the topic) or "broker" (the broker's default)
+    changes: tuple[str, ...]  # empty: the topic already was as the spec says
+
+
+def _admin(cfg: AppConfig, source: KafkaSource):
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
     try:
-        if source.topic in admin.list_topics():
-            return
-        n = partitions or cfg.kafka.broker.num_partitions
-        try:
-            admin.create_topics([NewTopic(source.topic, num_partitions=n, replication_factor=1)])
-        except TopicAlreadyExistsError:
-            pass
+        return KafkaAdminClient(
+            **python_client_config(cfg, source),
+            request_timeout_ms=int(source.broker_timeout_s * 1000),
+        )
+    except KafkaError as e:
+        raise ConnectionError(
+            f"Kafka at {bootstrap(cfg, source)} does not answer ({type(e).__name__})"
+        ) from None
+
+
+def _describe(admin, topic: str) -> tuple[int, int] | None:
+    """(partitions, replication factor) of the topic, None when it does not exist."""
+    (desc,) = admin.describe_topics([topic])
+    if desc["error_code"] == 3 or not desc["partitions"]:  # UNKNOWN_TOPIC_OR_PARTITION
+        return None
+    if desc["error_code"]:
+        raise TopicError(f"describing topic {topic} failed: Kafka error {desc['error_code']}")
+    parts = desc["partitions"]
+    return len(parts), min(len(p["replica_nodes"]) for p in parts)
+
+
+def _retention(admin, topic: str) -> tuple[int | None, str]:
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    res = ConfigResource(ConfigResourceType.TOPIC, topic, configs={RETENTION: None})
+    entry = admin.describe_configs([res], config_filter="all")["topic"][topic].get(RETENTION)
+    if not entry:
+        return None, "broker"
+    source = "topic" if entry["config_source"] == "DYNAMIC_TOPIC_CONFIG" else "broker"
+    return int(entry["value"]), source
+
+
+def _create(admin, source: KafkaSource, where: str) -> bool:
+    """Create the topic as the spec says; False when another client created it meanwhile."""
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    options: dict[str, Any] = {
+        "num_partitions": source.partitions,
+        "replication_factor": source.replication_factor,
+        "configs": {RETENTION: str(source.retention_ms)} if source.retention_ms is not None else {},
+    }
+    try:
+        admin.create_topics({source.topic: options}, wait_for_metadata=True)
+    except TopicAlreadyExistsError:
+        return False
+    except KafkaError as e:
+        raise TopicError(
+            f"creating topic {source.topic} on {where} (sources.kafka[{source.name}]: "
+            f"{source.partitions} partition(s), replication factor {source.replication_factor}) "
+            f"failed: {type(e).__name__}: {_first_line(e)}"
+        ) from None
+    return True
+
+
+def _first_line(e: Exception) -> str:
+    msg = str(e)
+    if "error_message='" in msg:  # kafka-python quotes the broker's own message
+        return msg.split("error_message='", 1)[1].split("'", 1)[0]
+    return msg.splitlines()[0][:300]
+
+
+def ensure_topic(cfg: AppConfig, source: KafkaSource) -> TopicState:
+    """The source's topic with the spec's partitions, replication factor and retention.
+
+    Idempotent: a missing topic is created; an existing one with fewer partitions gets more
+    (create_partitions; logged: a key's new messages may go to another partition than its old
+    ones); a retention that differs from a set `retention_ms` is altered (incrementally: other
+    topic settings are kept). More partitions than the spec, or another replication factor, is
+    a TopicError that says what to do: Kafka cannot remove partitions and lakeloop never
+    deletes a topic."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+    from kafka.errors import KafkaError
+
+    where = bootstrap(cfg, source)
+    key = f"sources.kafka[{source.name}]"
+    admin = _admin(cfg, source)
+    try:
+        changes: list[str] = []
+        have = _describe(admin, source.topic)
+        if have is None and _create(admin, source, where):
+            changes.append("created")
+            log.info(
+                "created topic %s on %s: %d partition(s), replication factor %d, %s",
+                source.topic,
+                where,
+                source.partitions,
+                source.replication_factor,
+                f"retention.ms {source.retention_ms}"
+                if source.retention_ms is not None
+                else "the broker's retention",
+            )
+            have = (source.partitions, source.replication_factor)
+        have = have or _describe(admin, source.topic)
+        if have is None:
+            raise TopicError(f"topic {source.topic} on {where} was created but is not visible")
+        partitions, replicas = have
+        if partitions > source.partitions:
+            raise TopicError(
+                f"topic {source.topic} on {where} has {partitions} partitions, more than "
+                f"{key}.partitions = {source.partitions}. Kafka cannot remove partitions and "
+                f"lakeloop never deletes a topic: set partitions: {partitions} in the spec (or "
+                "delete and recreate the topic yourself, losing its messages)"
+            )
+        if replicas != source.replication_factor:
+            raise TopicError(
+                f"topic {source.topic} on {where} has replication factor {replicas}, "
+                f"{key}.replication_factor is {source.replication_factor}. Changing it needs "
+                f"a partition reassignment (kafka-reassign-partitions.sh), which lakeloop does "
+                f"not do: set replication_factor: {replicas} in the spec or reassign the topic"
+            )
+        if partitions < source.partitions:
+            try:
+                admin.create_partitions({source.topic: source.partitions})
+            except KafkaError as e:
+                raise TopicError(
+                    f"increasing topic {source.topic} on {where} from {partitions} to "
+                    f"{source.partitions} partitions failed: {_first_line(e)}"
+                ) from None
+            log.warning(
+                "topic %s on %s: partitions increased from %d to %d (%s.partitions); new "
+                "messages of a key may go to another partition than its earlier ones",
+                source.topic,
+                where,
+                partitions,
+                source.partitions,
+                key,
+            )
+            changes.append(f"partitions {partitions} -> {source.partitions}")
+        retention, origin = _retention(admin, source.topic)
+        if source.retention_ms is not None and retention != source.retention_ms:
+            res = ConfigResource(
+                ConfigResourceType.TOPIC,
+                source.topic,
+                configs={RETENTION: str(source.retention_ms)},
+            )
+            result = admin.alter_configs([res])["topic"][source.topic]
+            if result != "OK":
+                raise TopicError(
+                    f"setting {RETENTION}={source.retention_ms} on topic {source.topic} "
+                    f"({where}) failed: {result}"
+                )
+            log.info(
+                "topic %s on %s: %s %s -> %s (%s.retention_ms)",
+                source.topic,
+                where,
+                RETENTION,
+                retention,
+                source.retention_ms,
+                key,
+            )
+            changes.append(f"{RETENTION} {retention} -> {source.retention_ms}")
+            retention, origin = source.retention_ms, "topic"
+        if not changes:
+            log.info("topic %s on %s is as the spec says: nothing to do", source.topic, where)
+        return TopicState(
+            topic=source.topic,
+            bootstrap=where,
+            partitions=max(partitions, source.partitions),
+            replication_factor=replicas,
+            retention_ms=retention,
+            retention_source=origin,
+            changes=tuple(changes),
+        )
+    except KafkaError as e:
+        raise TopicError(
+            f"topic {source.topic} on {where}: {type(e).__name__}: {_first_line(e)}"
+        ) from None
     finally:
         admin.close()
+
+
+def pipeline_arg(pipeline: Pipeline) -> str:
+    """How to name the pipeline on the command line: its name for conf/pipelines/<name>.yaml,
+    else the spec file's path."""
+    cfg, f = pipeline.cfg, pipeline.source_file
+    default = cfg.path(cfg.pipelines_dir) / f"{pipeline.name}.yaml"
+    if f is None or f.resolve() == default.resolve():
+        return pipeline.name
+    return str(f)
+
+
+def missing_topic_message(pipeline: Pipeline, source: KafkaSource) -> str:
+    return (
+        f"topic {source.topic} (sources.kafka[{source.name}]) does not exist on "
+        f"{bootstrap(pipeline.cfg, source)}: run `lakeloop kafka create-topics --pipeline "
+        f"{pipeline_arg(pipeline)} --env {pipeline.cfg.env}`, which creates the spec's topics "
+        "(the broker does not auto-create them)"
+    )

@@ -1,24 +1,54 @@
-"""The run log: one Delta row per job run (succeeded or failed) with counts, Kafka offset
-ranges, the Delta versions written and the duration."""
+"""The run log: an append-only Delta table of runs, one row per status change of a run.
+
+A run appends a `running` row when it starts (its host and pid in `details`) and a row with its
+outcome (`succeeded` / `failed`, with counts, Kafka offset ranges, the Delta versions written and
+the duration) when it ends; a run killed in between leaves only its `running` row. The next run
+of the same job, pipeline and run date appends an `abandoned` row for each such run whose
+process is gone (same host, pid no longer alive); a run of another host or a live process is
+never marked. `runs()` is the log as one row per run (its latest status): read that, not the
+table.
+
+Why append-only: blind appends never conflict in Delta (WriteSerializable), so runs of the same
+job and date at once never fail or retry because of the log; an UPDATE/MERGE of the `running`
+row would rewrite files and conflict with another run's UPDATE of the same (unpartitioned)
+table. The runs in progress also keep a marker file each under
+`<lakehouse>/_runs/<pipeline>/<job>/<date>/`, so that the abandoned check is a folder listing:
+reading the Delta log at every start cost ~13 s more per run (a cold scan), the listing
+milliseconds. The cost per run is one extra small commit (the `running` row)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
+import random
+import socket
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from pyspark.sql import SparkSession
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
 
+from lakeloop import storage
 from lakeloop.config import mask
+from lakeloop.delta_io import CONFLICTS
 from lakeloop.schemas import RUN_LOG
 from lakeloop.spec import Pipeline
 
 log = logging.getLogger(__name__)
+
+RUNNING, SUCCEEDED, FAILED, ABANDONED = "running", "succeeded", "failed", "abandoned"
+# runs(): the row that wins per run_id. An outcome the run recorded itself beats `abandoned`
+# (which another run inferred), and both beat `running`.
+_RANK = {SUCCEEDED: 2, FAILED: 2, ABANDONED: 1, RUNNING: 0}
+APPEND_ATTEMPTS = 3  # only the table's creation by two first runs at once can conflict
 
 
 @dataclass
@@ -34,7 +64,7 @@ class RunRecord:
     kafka_offsets: list[dict[str, Any]] = field(default_factory=list)
     delta_versions: dict[str, list[int]] = field(default_factory=dict)
     details: dict[str, str] = field(default_factory=dict)
-    status: str = "running"
+    status: str = RUNNING
     error: str | None = None
     duration_s: float = 0.0
 
@@ -67,25 +97,70 @@ class RunRecord:
         )
 
 
+def _process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22): with
+    the pid it names one process, a reused pid has another. None where /proc is missing."""
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else None
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat after "pid (comm)": [state (field 3), ppid (4), ...]; [] if absent."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def process_identity() -> dict[str, str]:
+    """What the `running` row records to tell later whether this process still runs."""
+    me = {"host": socket.gethostname(), "pid": str(os.getpid())}
+    started = _process_start(os.getpid())
+    if started:
+        me["pid_start"] = started
+    return me
+
+
+def process_alive(pid: int, pid_start: str | None = None) -> bool:
+    """Whether process `pid` of this host still runs (and is the one that started at
+    `pid_start` when given): a zombie or a reused pid is not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        pass
+    if _stat(pid)[:1] == ["Z"]:
+        return False
+    now = _process_start(pid)
+    return not (pid_start and now and now != pid_start)
+
+
 @contextmanager
 def recording(
     spark: SparkSession, pipeline: Pipeline, job: str, run_date: dt.date | None
 ) -> Iterator[RunRecord]:
-    """Yield a RunRecord to fill; append it to the run log whether the body succeeds or fails."""
+    """Yield a RunRecord to fill. At the start, append this run's `running` row (see begin);
+    at the end append its outcome, whether the body succeeds or fails (see finish)."""
     rec = RunRecord(job=job, pipeline=pipeline.name, run_date=run_date, env=pipeline.cfg.env)
+    rec.details.update(process_identity())
     t0 = time.monotonic()
     log.info("run %s: %s pipeline=%s date=%s", rec.run_id, job, pipeline.name, run_date)
+    try:  # the run matters more than its log: a failure here is logged, not raised
+        begin(spark, pipeline, rec)
+    except Exception:
+        log.exception("could not record the start of run %s in the run log", rec.run_id)
     try:
         yield rec
-        rec.status = "succeeded"
+        rec.status = SUCCEEDED
     except BaseException as e:
-        rec.status = "failed"
+        rec.status = FAILED
         rec.error = f"{type(e).__name__}: {e}"[:4000]
         raise
     finally:
         rec.duration_s = round(time.monotonic() - t0, 3)
         try:
-            append(spark, pipeline, rec)
+            finish(spark, pipeline, rec)
         except Exception:  # the run's own outcome matters more; say so loudly
             log.exception("could not append run %s to the run log", rec.run_id)
         log.info(
@@ -99,6 +174,141 @@ def recording(
         )
 
 
-def append(spark: SparkSession, pipeline: Pipeline, rec: RunRecord) -> None:
-    df = spark.createDataFrame([rec.row(dt.datetime.now(dt.UTC))], RUN_LOG)
-    df.write.format("delta").mode("append").save(pipeline.table_path("run_log"))
+def marker_dir(pipeline: Pipeline, job: str, run_date: dt.date | None) -> str:
+    """Where the runs in progress of a job/pipeline/date keep a marker file each."""
+    day = run_date.isoformat() if run_date else "none"
+    return str(pipeline.root / "_runs" / pipeline.name / job / day)
+
+
+def _marker(pipeline: Pipeline, rec: RunRecord) -> str:
+    return f"{marker_dir(pipeline, rec.job, rec.run_date)}/{rec.run_id}.json"
+
+
+def write_marker(spark: SparkSession, pipeline: Pipeline, rec: RunRecord) -> None:
+    """The marker of a run in progress: what its `running` row says, to be found by the next
+    run of its job/date without reading the run log."""
+    text = {
+        "run_id": rec.run_id,
+        "job": rec.job,
+        "pipeline": rec.pipeline,
+        "run_date": rec.run_date.isoformat() if rec.run_date else None,
+        "env": rec.env,
+        "started_at": rec.started_at.astimezone(dt.UTC).isoformat(),
+        "details": rec.details,
+    }
+    storage.create_exclusive(spark, _marker(pipeline, rec), json.dumps(text) + "\n")
+
+
+def begin(spark: SparkSession, pipeline: Pipeline, rec: RunRecord) -> list[str]:
+    """A run's start: its marker, then one commit with its `running` row and an `abandoned`
+    row for each earlier run of its job/pipeline/date whose process is gone (their markers are
+    removed after it). Returns the abandoned runs' ids."""
+    stale = abandoned(spark, pipeline, rec)
+    write_marker(spark, pipeline, rec)
+    now = dt.datetime.now(dt.UTC)
+    _append_rows(spark, pipeline, [*(r.row(now) for _, r in stale), rec.row(rec.started_at)])
+    for uri, _ in stale:
+        storage.delete(spark, uri)
+    return [r.run_id for _, r in stale]
+
+
+def finish(spark: SparkSession, pipeline: Pipeline, rec: RunRecord) -> None:
+    """A run's end: its outcome row, then its marker removed (kept if the row could not be
+    written: the next run then records the run as abandoned rather than leave it running)."""
+    append(spark, pipeline, rec)
+    storage.delete(spark, _marker(pipeline, rec))
+
+
+def append(
+    spark: SparkSession,
+    pipeline: Pipeline,
+    rec: RunRecord,
+    finished_at: dt.datetime | None = None,
+) -> None:
+    """One row of `rec` as it is now (a blind append). `finished_at`: when the row's status
+    was reached (a `running` row: its start)."""
+    row = rec.row(finished_at or dt.datetime.now(dt.UTC))
+    _append_rows(spark, pipeline, [row])
+
+
+def _append_rows(spark: SparkSession, pipeline: Pipeline, rows: list[tuple]) -> None:
+    df = spark.createDataFrame(rows, RUN_LOG)
+    for attempt in range(1, APPEND_ATTEMPTS + 1):
+        try:
+            df.write.format("delta").mode("append").save(pipeline.table_path("run_log"))
+            return
+        except CONFLICTS:  # two first runs creating the table at once
+            if attempt == APPEND_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.1, 0.5) * attempt)
+
+
+def latest(log_rows: DataFrame) -> DataFrame:
+    """One row per run_id: its latest status (see _RANK), then the latest finished_at."""
+    rank = F.coalesce(*[F.when(F.col("status") == s, F.lit(r)) for s, r in _RANK.items()], F.lit(0))
+    w = Window.partitionBy("run_id").orderBy(rank.desc(), F.col("finished_at").desc())
+    return log_rows.withColumn("_n", F.row_number().over(w)).where(F.col("_n") == 1).drop("_n")
+
+
+def runs(spark: SparkSession, pipeline: Pipeline) -> DataFrame:
+    """The run log of `pipeline` as one row per run with its latest status (running,
+    succeeded, failed, abandoned); empty when nothing was logged yet."""
+    path = pipeline.table_path("run_log")
+    if not DeltaTable.isDeltaTable(spark, path):
+        return spark.createDataFrame([], RUN_LOG)
+    rows = spark.read.format("delta").load(path).where(F.col("pipeline") == pipeline.name)
+    return latest(rows)
+
+
+def _markers(spark: SparkSession, folder: str) -> list[str]:
+    """The marker files in `folder` (none when it does not exist)."""
+    fs, path = storage._fs_path(spark, folder)
+    if not fs.exists(path):
+        return []
+    names = [st.getPath().getName() for st in fs.listStatus(path)]
+    return [f"{folder}/{n}" for n in sorted(names) if n.endswith(".json")]
+
+
+def abandoned(
+    spark: SparkSession, pipeline: Pipeline, rec: RunRecord
+) -> list[tuple[str, RunRecord]]:
+    """(marker, `abandoned` record) of each earlier run of rec's job, pipeline and run date
+    still in progress per its marker while its process is gone from this host. A run of
+    another host, or whose process lives, is never marked. No Spark job: a folder listing."""
+    host, found = rec.details["host"], []
+    for uri in _markers(spark, marker_dir(pipeline, rec.job, rec.run_date)):
+        try:
+            m = json.loads(storage.read_text(spark, uri))
+        except Exception:  # being written, or removed by its run meanwhile: a live run
+            continue
+        d = {k: str(v) for k, v in (m.get("details") or {}).items()}
+        if m.get("run_id") == rec.run_id or d.get("host") != host:
+            continue  # this run, or another host's: not ours to judge
+        if not d.get("pid", "").isdigit() or process_alive(int(d["pid"]), d.get("pid_start")):
+            continue
+        gone = RunRecord(
+            job=m["job"],
+            pipeline=m["pipeline"],
+            run_date=dt.date.fromisoformat(m["run_date"]) if m.get("run_date") else None,
+            env=m["env"],
+            run_id=m["run_id"],
+            started_at=dt.datetime.fromisoformat(m["started_at"]),
+            details={**d, "abandoned_by": rec.run_id},
+            status=ABANDONED,
+            error=(
+                f"abandoned: its process (pid {d['pid']} on {host}) ended without recording "
+                f"an outcome (killed?); found by run {rec.run_id} of the same job and date"
+            ),
+        )
+        found.append((uri, gone))
+        log.warning(
+            "run %s (%s, date %s, pid %s on %s, started %s) is marked abandoned: its process "
+            "is gone without recording an outcome",
+            gone.run_id,
+            gone.job,
+            gone.run_date,
+            d["pid"],
+            host,
+            m["started_at"],
+        )
+    return found

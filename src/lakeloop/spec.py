@@ -211,8 +211,11 @@ class OutlierRule(Strict):
 
 
 class Dedup(Strict):
-    """Keep the latest row per key (ordered by `order_by`, descending); the others go to
-    quarantine as superseded."""
+    """Keep the latest row per key across the whole silver table (not just the run's date):
+    ordered by `_ingest_date` first (unless `order_by` names it, then where it stands), then
+    `order_by`, descending. The others go to quarantine of their own date as superseded,
+    naming the date of the row kept; a corrected re-delivery days later replaces the
+    original."""
 
     key: list[str] = Field(min_length=1)
     order_by: list[str] = Field(min_length=1)

@@ -143,7 +143,7 @@ def _runs(
         return {}, {}
     written = F.coalesce(F.col("delta_versions")[t.name], F.array().cast("array<bigint>"))
     rows = (
-        delta_io.read(spark, path)
+        runlog.runs(spark, pipeline)
         .where(
             F.col("run_id").isin(list(ids))
             | F.arrays_overlap(written, F.array(*[F.lit(v) for v in versions]))

@@ -25,7 +25,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from lakeloop import delta_io
+from lakeloop import delta_io, runlog
 from lakeloop.config import load_config
 from lakeloop.generate import houses as gen
 from lakeloop.jobs import (
@@ -299,7 +299,7 @@ def test_predict_twice_at_once_without_retries_the_loser_fails_in_one_line(spark
     assert "another run wrote prediction_date=2026-01-04" in lines[0]
     assert "(ConcurrentAppendException, 1 attempt(s))" in lines[0]
     assert lines[0].endswith("re-running is safe")
-    runs = table(spark, p, "run_log").where("job = 'predict' and run_date = '2026-01-04'")
+    runs = runlog.runs(spark, p).where("job = 'predict' and run_date = '2026-01-04'")
     assert sorted(r.status for r in runs.collect()) == ["failed", "succeeded"]
     assert runs.where("error like 'ConcurrentWriteError: another run wrote%'").count() == 1
 

@@ -14,8 +14,10 @@ import pytest
 import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.testing import assertDataFrameEqual
 
-from lakeloop import delta_io
+from lakeloop import delta_io, runlog
 from lakeloop.generate import houses as gen
 from lakeloop.jobs import ingest_kafka
 from lakeloop.jobs.common import JobError
@@ -78,7 +80,7 @@ def test_topic_to_bronze_and_dead_letters_exactly(spark, kafka_houses):
     rec2 = ingest_kafka.run(spark, pipeline, D)
     assert rec2.input_counts["sales.messages"] == 0 and rec2.delta_versions == {}
     assert _ingested(spark, pipeline) == (made["sales"], made["sales"])
-    log = delta_io.read(spark, pipeline.table_path("run_log")).where("job = 'ingest_kafka'")
+    log = runlog.runs(spark, pipeline).where("job = 'ingest_kafka'")
     first = log.orderBy("started_at").first()
     assert (
         first["output_counts"]["bronze_sales"] + first["output_counts"]["dead_letter"]
@@ -227,3 +229,72 @@ def test_second_broker_up_is_harmless(broker):
     before = kafka_broker.status(broker)
     after = kafka_broker.up(broker)
     assert after["pid"] == before["pid"] and after["answers"]
+
+
+def test_epoch_millis_and_event_dates_in_the_pipeline_zone_on_an_older_table(
+    spark, kafka_houses, cfg
+):
+    """sold_at as epoch milliseconds (unit ms) in a New York pipeline: a sale at 02:30 UTC has
+    the previous day as its event date; milliseconds sent as microseconds go to the dead
+    letters. The bronze and dead-letter tables exist already without `_event_date` (written
+    by an older lakeloop): the appends still fit, and their old rows hold null there."""
+    from lakeloop.schemas import DEAD_LETTER, KAFKA_LINEAGE, struct_of
+    from lakeloop.spec import load_pipeline
+
+    _, spec_path = kafka_houses
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["timezone"] = "America/New_York"
+    spec["sources"]["kafka"][0]["value_schema"][4]["unit"] = "ms"  # sold_at
+    spec_path.write_text(yaml.safe_dump(spec))
+    pipeline = load_pipeline(cfg, str(spec_path))
+    source = pipeline.spec.sources.kafka[0]
+
+    old_lineage = [f for f in KAFKA_LINEAGE.fields if f.name != "_event_date"]
+    lineage = ("old.topic", 0, 0, None, None, 0, D)
+    bronze_schema = T.StructType([*struct_of(source.value_schema).fields, *old_lineage])
+    old_sale = ("S0", "L0", "98101", 1.0, dt.datetime(2025, 12, 1), *lineage)
+    spark.createDataFrame([old_sale], bronze_schema).write.format("delta").save(
+        pipeline.table_path("bronze_sales")
+    )
+    dl_schema = T.StructType([f for f in DEAD_LETTER.fields if f.name != "_event_date"])
+    spark.createDataFrame([(*lineage, "x", b"x", "old")], dl_schema).write.format("delta").save(
+        pipeline.table_path("dead_letter")
+    )
+
+    at = 1767580200000  # 2026-01-05T02:30:00Z = 2026-01-04 21:30 in New York
+    sale = {"listing_id": "L1", "zipcode": "98101", "sale_price": 250000.0}
+    gen.produce_sales(
+        pipeline,
+        [
+            (b"S1", json.dumps({"sale_id": "S1", **sale, "sold_at": at}).encode()),
+            (b"S2", json.dumps({"sale_id": "S2", **sale, "sold_at": at * 1000}).encode()),
+        ],
+    )
+    run_date = dt.date(2026, 1, 5)
+    rec = ingest_kafka.run(spark, pipeline, run_date)
+    assert rec.output_counts["bronze_sales"] == 1 and rec.output_counts["dead_letter"] == 1
+
+    bronze = delta_io.read(spark, pipeline.table_path("bronze_sales"))
+    got = bronze.select(
+        "sale_id",
+        F.date_format("sold_at", "yyyy-MM-dd HH:mm:ss").alias("sold_at_utc"),
+        "_ingest_date",
+        "_event_date",
+    )
+    assertDataFrameEqual(
+        got,
+        spark.createDataFrame(
+            [
+                ("S0", "2025-12-01 00:00:00", D, None),  # the older row: no event date
+                ("S1", "2026-01-05 02:30:00", run_date, dt.date(2026, 1, 4)),
+            ],
+            got.schema,
+        ),
+    )
+    dead = delta_io.read(spark, pipeline.table_path("dead_letter")).where("_error != 'old'")
+    row = dead.collect()
+    assert len(row) == 1 and row[0]["_event_date"] is None and row[0]["_key"] == "S2"
+    assert row[0]["_error"] == (
+        "column sold_at: '1767580200000000' read as milliseconds since 1970-01-01 is outside "
+        "1970-01-01 .. 2200-01-01 (is the unit right? Else set the column's min/max)"
+    )

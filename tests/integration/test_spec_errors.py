@@ -7,7 +7,7 @@ import re
 
 from pyspark.sql import functions as F
 
-from lakeloop import delta_io
+from lakeloop import delta_io, runlog
 from lakeloop.config import load_config
 from lakeloop.generate import houses as gen
 from lakeloop.jobs import build_training_set, ingest_files, predict, train, validate
@@ -68,7 +68,7 @@ def test_validate_unknown_cleaning_column_exits_2_and_writes_nothing(spark, cfg,
     assert "expectations[1].cleaning.outliers.sqftt: no such column" in errors[0]
     for key in ("silver_listings", "quarantine_listings", "silver_listings_2"):
         assert not _exists(spark, p, key), key
-    failed = delta_io.read(spark, p.table_path("run_log")).where("job = 'validate'").first()
+    failed = runlog.runs(spark, p).where("job = 'validate'").first()
     assert failed.status == "failed" and "sqftt" in failed.error
 
 

@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from lakeloop import cli, delta_io, table_ops
+from lakeloop import cli, delta_io, runlog, table_ops
 from lakeloop.generate import houses as gen
 from lakeloop.jobs import ingest_files, train
 from lakeloop.jobs.common import JobError
@@ -39,7 +39,7 @@ def table_cli(p, *args: str) -> int:
 
 
 def run_log(spark, p, job):
-    return delta_io.read(spark, p.table_path("run_log")).where(F.col("job") == job).collect()
+    return runlog.runs(spark, p).where(F.col("job") == job).collect()
 
 
 def test_history_names_the_run_that_wrote_each_version(spark, lake, capsys):

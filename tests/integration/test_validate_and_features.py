@@ -295,3 +295,174 @@ def test_features_and_training_set_need_their_inputs(spark, listings_only):
         build_training_set.run(spark, listings_only, D1)
     with pytest.raises(JobError, match="--end 2026-01-01 is before --start 2026-01-02"):
         build_features.backfill(spark, listings_only, D2, D1)
+
+
+# --- one date is all or nothing; a blocking failure shows its cause ---------------------------
+
+
+def _suites(cfg, tmp_path, edits):
+    """A config whose expectations dir is a copy of the project's with `edits` (suite file ->
+    function editing its parsed JSON) applied."""
+    exp = tmp_path / "expectations"
+    shutil.copytree(ROOT / "expectations", exp, dirs_exist_ok=True)
+    for name, edit in edits.items():
+        path = exp / "houses" / name
+        suite = json.loads((exp / "houses/bronze_listings.json").read_text())
+        edit(suite)
+        path.write_text(json.dumps(suite))
+    overrides = {"lakehouse_root": str(cfg.lakehouse_root), "expectations_dir": str(exp)}
+    return load_config("test", overrides, project_root=ROOT)
+
+
+def _listings_twice(second_suite, first_suite=None):
+    """houses validating its listings into two pairs of tables, the second with its own suite."""
+
+    def edit(d):
+        listings = next(e for e in d["expectations"] if e["source"] == "bronze_listings")
+        if first_suite:
+            listings["suite"] = f"houses/{first_suite}"
+        second = {
+            **listings,
+            "suite": f"houses/{second_suite}",
+            "silver": "silver_listings_2",
+            "quarantine": "quarantine_listings_2",
+        }
+        d["tables"].update(
+            silver_listings_2="silver.houses_listings_2",
+            quarantine_listings_2="quarantine.houses_listings_2",
+        )
+        d["expectations"] = [listings, second]
+
+    return edit
+
+
+def _versions(spark, p, keys):
+    return {k: delta_io.version(spark, p.table_path(k)) for k in keys}
+
+
+FIRST = ("silver_listings", "quarantine_listings")
+SECOND = ("silver_listings_2", "quarantine_listings_2")
+
+
+def test_a_date_whose_second_table_blocks_writes_neither(spark, cfg, tmp_path):
+    too_many = {
+        "type": "expect_table_row_count_to_be_between",
+        "kwargs": {"min_value": 1_000_000},
+        "meta": {"blocking": True},
+    }
+    cfg2 = _suites(cfg, tmp_path, {"blocking.json": lambda s: s["expectations"].append(too_many)})
+    both, _ = spec_variant(cfg2, tmp_path, _listings_twice("blocking.json"))
+    first_only, _ = spec_variant(
+        cfg2, tmp_path, lambda d: d.update(expectations=d["expectations"][:1])
+    )
+    gen.generate(both, start=D1, days=2, rows_per_day=40, produce=False)
+    ingest_files.run(spark, both, D1)
+    ingest_files.run(spark, both, D2)
+    validate.run(spark, first_only, D1)  # the first table has a version to keep
+    before = _versions(spark, both, FIRST)
+    silver = delta_io.read(spark, both.table_path("silver_listings")).localCheckpoint()
+    with pytest.raises(JobError) as failed:
+        validate.run(spark, both, D2)
+    message = str(failed.value)
+    assert "nothing was written for this date" in message
+    assert (
+        "silver.houses_listings + quarantine.houses_listings (from bronze.houses_listings): "
+        "passed, not written" in message
+    )
+    assert (
+        "silver.houses_listings_2 + quarantine.houses_listings_2 (from "
+        "bronze.houses_listings): blocking expectation(s) failed: "
+        "expect_table_row_count_to_be_between" in message
+    )
+    assert _versions(spark, both, FIRST) == before  # no new Delta version
+    assert _versions(spark, both, SECOND) == dict.fromkeys(SECOND)
+    assertDataFrameEqual(delta_io.read(spark, both.table_path("silver_listings")), silver)
+    summary = (both.root / "reports/houses/validate/2026-01-02/summary.md").read_text()
+    assert summary.count("- NOT written") == 2
+
+
+def test_a_failed_write_rolls_back_what_the_date_wrote(spark, cfg, tmp_path, monkeypatch):
+    """The second table's silver write fails after the first table's two commits: they are
+    rolled back (RESTORE, or removed when this run created them) and the message says so."""
+
+    def rows_only(suite):  # (no GX: table-level expectations play no part here)
+        rows = [e for e in suite["expectations"] if e["type"].startswith("expect_column_values_")]
+        suite["expectations"] = rows
+
+    cfg2 = _suites(cfg, tmp_path, {"rows_only.json": rows_only})
+    p, _ = spec_variant(cfg2, tmp_path, _listings_twice("rows_only.json", "rows_only.json"))
+    gen.generate(p, start=D1, days=1, rows_per_day=40, malformed=0.05, produce=False)
+    ingest_files.run(spark, p, D1)
+    real = delta_io.replace_partition
+    calls = []
+
+    def third_fails(df, path, *a, **kw):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError("disk full (injected)")
+        return real(df, path, *a, **kw)
+
+    monkeypatch.setattr(delta_io, "replace_partition", third_fails)
+    with pytest.raises(JobError) as failed:
+        validate.run(spark, p, D1)
+    message = str(failed.value)
+    assert "writing silver.houses_listings_2 failed: disk full (injected)" in message
+    assert "quarantine.houses_listings removed (this run had created it)" in message
+    assert "silver.houses_listings removed (this run had created it)" in message
+    assert "Not written: silver.houses_listings_2, quarantine.houses_listings_2" in message
+    assert _versions(spark, p, FIRST + SECOND) == dict.fromkeys(FIRST + SECOND)
+
+    monkeypatch.setattr(delta_io, "replace_partition", real)
+    validate.run(spark, p, D1)
+    written = _versions(spark, p, FIRST)
+    snapshot = {k: delta_io.read(spark, p.table_path(k)).localCheckpoint() for k in FIRST}
+    calls.clear()
+    monkeypatch.setattr(delta_io, "replace_partition", third_fails)
+    with pytest.raises(JobError, match="silver.houses_listings restored to version 0"):
+        validate.run(spark, p, D1)
+    for k in FIRST:  # the failed run's commit and its RESTORE: the rows are as before
+        assert delta_io.version(spark, p.table_path(k)) == written[k] + 2
+        assertDataFrameEqual(delta_io.read(spark, p.table_path(k)), snapshot[k])
+
+
+def test_a_block_caused_by_a_row_rule_names_it_and_writes_the_summary(spark, cfg, tmp_path):
+    """Every row fails an in-set rule, so the would-be silver is empty and the blocking row
+    count fails: the error names the row rule and its count, the summary shows examples."""
+
+    def nowhere(suite):
+        suite["expectations"].append(
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": "zipcode", "value_set": ["00000"]},
+            }
+        )
+
+    cfg2 = _suites(cfg, tmp_path, {"bronze_listings.json": nowhere})
+    p, _ = spec_variant(
+        cfg2,
+        tmp_path,
+        lambda d: d.update(
+            expectations=[e for e in d["expectations"] if e["source"] == "bronze_listings"]
+        ),
+    )
+    gen.generate(p, start=D1, days=1, rows_per_day=30, produce=False)
+    ingest_files.run(spark, p, D1)
+    with pytest.raises(JobError) as failed:
+        validate.run(spark, p, D1)
+    message = str(failed.value)
+    assert "expect_table_row_count_to_be_between({'min_value': 1}) observed 0" in message
+    assert (
+        "top row-level failures: expect_column_values_to_be_in_set(zipcode) (30 of 30 "
+        "rows, e.g. " in message
+    )
+    summary = (p.root / "reports/houses/validate/2026-01-01/summary.md").read_text()
+    assert "expect_column_values_to_be_in_set(zipcode) (30)" in summary
+    examples = [
+        ln
+        for ln in summary.splitlines()
+        if ln.startswith("  - expect_column_values_to_be_in_set(zipcode): ")
+    ]
+    assert len(examples) == 3 and all(
+        "listing_id=L20260101-" in e and "value '" in e for e in examples
+    )
+    assert delta_io.version(spark, p.table_path("silver_listings")) is None

@@ -1,10 +1,24 @@
-"""A second, private broker (other ports, temp data dir) to test up/up/down/status."""
+"""A second, private broker (other ports, temp data dir) to test up/up/down/status and its
+settings (no topic auto-create)."""
 
 import pytest
 
 from lakeloop import kafka_broker
 from lakeloop.config import load_config
 from tests.conftest import ROOT
+
+
+def _broker_config(cfg, key: str) -> str:
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    b = cfg.kafka.broker
+    admin = KafkaAdminClient(bootstrap_servers=f"{b.host}:{b.port}")
+    try:
+        res = ConfigResource(ConfigResourceType.BROKER, "1", configs={key: None})
+        return admin.describe_configs([res], config_filter="all")["broker"]["1"][key]["value"]
+    finally:
+        admin.close()
 
 
 @pytest.mark.kafka
@@ -29,6 +43,7 @@ def test_up_twice_then_down_cleanly(tmp_path):
         assert (tmp_path / "kafka/kraft-data/meta.properties").exists()
         second = kafka_broker.up(cfg)  # harmless
         assert second["pid"] == first["pid"]
+        assert _broker_config(cfg, "auto.create.topics.enable") == "false"  # create-topics does
     finally:
         stopped = kafka_broker.down(cfg)
     assert not stopped["running"] and not kafka_broker.status(cfg)["answers"]

@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from lakeloop import delta_io, runlog, storage
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.kafka_io import bootstrap, spark_source_options, topic_partitions
-from lakeloop.schemas import struct_of
+from lakeloop.schemas import KAFKA_LINEAGE
 from lakeloop.spec import KafkaSource, Pipeline
 from lakeloop.transforms.bronze import dead_letters, good_records, kafka_records, offset_ranges
 
@@ -189,6 +189,20 @@ def _broker_error(pipeline: Pipeline, source: KafkaSource, e: Exception) -> JobE
     )
 
 
+def add_new_lineage_columns(spark: SparkSession, path: str) -> None:
+    """Add to an existing bronze or dead-letter table the lineage columns it lacks (written by
+    an older lakeloop, e.g. before `_event_date`), so the appends fit its schema; the rows
+    written before hold null there. A metadata-only Delta commit, once per table."""
+    if delta_io.version(spark, path) is None:
+        return
+    have = set(delta_io.read(spark, path).columns)
+    missing = [f for f in KAFKA_LINEAGE.fields if f.name not in have and f.nullable]
+    if missing:
+        cols = ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in missing)
+        spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({cols})")
+        log.warning("%s: added column(s) %s (null for the rows written before)", path, cols)
+
+
 def ingest_source(
     spark: SparkSession,
     pipeline: Pipeline,
@@ -196,9 +210,11 @@ def ingest_source(
     date: dt.date,
     rec: runlog.RunRecord,
 ) -> None:
-    schema = struct_of(source.value_schema)
+    columns = source.value_schema
     bronze_path = pipeline.table_path(source.table)
     dl_path = pipeline.table_path(source.dead_letter_table)
+    for path in (bronze_path, dl_path):
+        add_new_lineage_columns(spark, path)
     checkpoint = pipeline.checkpoint(source)
     starting = resume_offsets(spark, pipeline, source, checkpoint)
     app_id = f"lakeloop:{pipeline.name}:{source.name}:{checkpoint_query_id(spark, checkpoint)}"
@@ -207,7 +223,9 @@ def ingest_source(
         rec.details[f"{source.name}.resumed_from_tables"] = starting
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        records = kafka_records(batch, schema, batch_id, date).persist()
+        records = kafka_records(
+            batch, columns, batch_id, date, source.event_time_field, pipeline.spec.timezone
+        ).persist()
         try:
             ranges = [r.asDict() for r in offset_ranges(records).collect()]
             n = sum(r["messages"] for r in ranges)
@@ -215,7 +233,7 @@ def ingest_source(
             v_bronze = v_dl = None
             if n - bad:
                 v_bronze = delta_io.append_once(
-                    good_records(records, schema), bronze_path, app_id, batch_id, rec.run_id
+                    good_records(records, columns), bronze_path, app_id, batch_id, rec.run_id
                 )
             if bad:
                 v_dl = delta_io.append_once(
@@ -301,9 +319,20 @@ def _record(
 
 
 def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRecord:
+    from lakeloop.kafka_io import missing_topic_message
+
     if not pipeline.spec.sources.kafka:
         raise JobError(f"pipeline {pipeline.name} declares no Kafka sources")
     with runlog.recording(spark, pipeline, JOB, date) as rec:
+        # Every topic is checked before any lock, checkpoint or query: Spark's consumer would
+        # wait for a missing topic (or have a broker auto-create it) instead of failing.
+        for source in pipeline.spec.sources.kafka:
+            try:
+                exists = bool(topic_partitions(pipeline.cfg, source))
+            except ConnectionError as e:
+                raise JobError(f"source {source.name}: {e}; nothing was written") from None
+            if not exists:
+                raise JobError(f"{missing_topic_message(pipeline, source)}; nothing was written")
         for source in pipeline.spec.sources.kafka:
             with source_lock(spark, pipeline.checkpoint(source), source, rec.run_id):
                 ingest_source(spark, pipeline, source, date, rec)

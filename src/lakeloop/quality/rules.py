@@ -147,10 +147,69 @@ def with_rule_failures(df: DataFrame, rules: list[RowRule]) -> DataFrame:
     return df.withColumn(FAILED, F.concat(*parts))
 
 
+def _rule_name(failure: Column) -> Column:
+    """A failure's rule: its text up to a ": " detail (a superseded row's winning date)."""
+    return F.regexp_replace(failure, ": .*$", "")
+
+
 def rule_failure_counts(gated: DataFrame) -> DataFrame:
     """rule -> number of rows failing it (a row can fail several rules)."""
     return (
         gated.select(F.explode(FAILED).alias("rule"))
+        .select(_rule_name(F.col("rule")).alias("rule"))
         .groupBy("rule")
         .agg(F.count(F.lit(1)).alias("failed_rows"))
+    )
+
+
+# Where a row came from, by the lineage columns bronze has: (columns, text of them).
+_POSITIONS: list[tuple[list[str], Callable[[], Column]]] = [
+    (
+        ["_source_file", "_source_position"],
+        lambda: F.concat(
+            F.element_at(F.split("_source_file", "/"), -1), F.lit(":"), F.col("_source_position")
+        ),
+    ),
+    (
+        ["_topic", "_partition", "_offset"],
+        lambda: F.concat(
+            F.col("_topic"), F.lit("["), F.col("_partition"), F.lit("]@"), F.col("_offset")
+        ),
+    ),
+]
+EXAMPLE_VALUE_CHARS = 80
+
+
+def rule_failure_examples(
+    failed: DataFrame, columns: dict[str, str], key: list[str], n: int = 3
+) -> DataFrame:
+    """For each rule the rows of `failed` fail (by `_failed_rules`; a ": ..." detail cut off):
+    `failed_rows` (how many rows fail it) and its first `n` rows by source position, one row
+    each: `rule`, `failed_rows`, `position` (e.g. `listings.csv:17`, `houses.sales[0]@42`),
+    `key` (`k=v` of the `key` columns) and `value` (the rule's column from `columns`, rule name
+    -> column, as text; null for a rule not in it). One shuffle; at most n x rules rows."""
+    rule = F.col("_rule")  # (a data column may be called "rule")
+    lineage = next(((c, text) for c, text in _POSITIONS if set(c) <= set(failed.columns)), None)
+    order = [c for c in ("_ingest_date", *(lineage[0] if lineage else ())) if c in failed.columns]
+    value = F.lit(None).cast("string")
+    for name, column in columns.items():
+        if column in failed.columns:
+            value = F.when(rule == name, F.col(column).cast("string")).otherwise(value)
+    keys = [
+        F.concat(F.lit(f"{k}="), F.coalesce(F.col(k).cast("string"), F.lit("null"))) for k in key
+    ]
+    by_rule = Window.partitionBy(rule)
+    return (
+        failed.select("*", F.explode(FAILED).alias("_rule"))
+        .withColumn("_rule", _rule_name(rule))
+        .select(
+            rule.alias("rule"),
+            F.count(F.lit(1)).over(by_rule).alias("failed_rows"),
+            F.row_number().over(by_rule.orderBy(*(order or [F.lit(0)]))).alias("_n"),
+            (lineage[1]() if lineage else F.lit(None).cast("string")).alias("position"),
+            (F.concat_ws(" ", *keys) if keys else F.lit(None).cast("string")).alias("key"),
+            F.substring(value, 1, EXAMPLE_VALUE_CHARS).alias("value"),
+        )
+        .where(F.col("_n") <= n)
+        .drop("_n")
     )
