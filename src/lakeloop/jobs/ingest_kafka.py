@@ -56,7 +56,9 @@ def source_lock(spark: SparkSession, checkpoint: str, source: KafkaSource, run_i
     }
     if not storage.create_exclusive(spark, lock, json.dumps(owner)):
         held = json.loads(storage.read_text(spark, lock) or "{}")
-        if held.get("host") == owner["host"] and not _alive(held.get("pid")):
+        pid = held.get("pid")
+        gone = not isinstance(pid, int) or not runlog.process_alive(pid)
+        if held.get("host") == owner["host"] and gone:
             log.warning(
                 "taking over the lock of run %s (process gone): %s", held.get("run_id"), lock
             )
@@ -71,18 +73,6 @@ def source_lock(spark: SparkSession, checkpoint: str, source: KafkaSource, run_i
         yield
     finally:
         storage.delete(spark, lock)
-
-
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def resume_offsets(
