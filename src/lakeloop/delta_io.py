@@ -164,6 +164,18 @@ def version_written_by(spark: SparkSession, path: str, user_metadata: str) -> in
     return rows["v"]
 
 
+def written_by(spark: SparkSession, path: str, version: int) -> str | None:
+    """The `userMetadata` (the run id) of the commit that made `version`, if any."""
+    rows = (
+        DeltaTable.forPath(spark, path)
+        .history()
+        .where(F.col("version") == version)
+        .select("userMetadata")
+        .collect()
+    )
+    return rows[0]["userMetadata"] if rows else None
+
+
 def append_once(
     df: DataFrame, path: str, app_id: str, txn_version: int, user_metadata: str
 ) -> int | None:

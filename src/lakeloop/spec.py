@@ -12,10 +12,16 @@ import datetime as dt
 import hashlib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lakeloop.config import (
     AppConfig,
@@ -47,6 +53,50 @@ def _ident(v: str, what: str = "name") -> str:
     if not IDENT.match(v):
         raise ValueError(f"{what} {v!r} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
     return v
+
+
+def _key(v: str | list[str]) -> str | list[str]:
+    """A key as written: one column (`zipcode`) or several (`[region, vendor]`)."""
+    cols = [v] if isinstance(v, str) else list(v)
+    if not cols:
+        raise ValueError("a key needs at least one column")
+    for c in cols:
+        _ident(c, "key column")
+    dup = sorted({c for c in cols if cols.count(c) > 1})
+    if dup:
+        raise ValueError(f"key column(s) {dup} listed twice")
+    return v
+
+
+# A key of one column or a composite key of several, e.g. `key: zipcode`, `key: [region, vendor]`.
+Key = Annotated[str | list[str], AfterValidator(_key)]
+
+
+def key_columns(key: str | list[str]) -> list[str]:
+    """The columns of a key as a list (a one-column key is written as a plain name)."""
+    return [key] if isinstance(key, str) else list(key)
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(v: str) -> dt.timedelta:
+    """`90s`, `30m`, `2h`, `7d` -> a timedelta (ValueError otherwise)."""
+    m = _DURATION.match(v)
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(
+            f"duration {v!r}: write a positive whole number and a unit s, m, h or d (e.g. 2h)"
+        )
+    return dt.timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+
+
+def sql_idents(sql: str) -> set[str]:
+    """The identifiers in a SQL expression outside string literals: a superset of the columns
+    it reads (function names and keywords are in it too)."""
+    text = re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", " ", sql)
+    found = re.findall(r"`([^`]+)`|\b([A-Za-z_][A-Za-z0-9_]*)\b", text)
+    return {quoted or bare for quoted, bare in found}
 
 
 # The default range of a timestamp/date column: min <= value < max (a value outside it, e.g.
@@ -217,8 +267,12 @@ class Dedup(Strict):
     naming the date of the row kept; a corrected re-delivery days later replaces the
     original."""
 
-    key: list[str] = Field(min_length=1)
+    key: Key
     order_by: list[str] = Field(min_length=1)
+
+    @property
+    def key_columns(self) -> list[str]:
+        return key_columns(self.key)
 
 
 class CleaningSpec(Strict):
@@ -228,13 +282,69 @@ class CleaningSpec(Strict):
     dedup: Dedup | None = None
 
 
+class Projection(Strict):
+    """The columns of a table at its silver step, applied to the bronze rows before anything
+    else in `validate` (so the suite, cleaning, dedup, silver and quarantine all see the
+    projected names; bronze keeps the source's own names, e.g. a CSV's checked header). In
+    order: `rename` (old -> new), then the derived `columns` (name -> Spark SQL over the renamed
+    columns; prefer try_* functions: an expression that fails at run time fails the run), then
+    `select` (keep only these data columns) or `drop`. Lineage columns (`_ingest_date`, ...)
+    always stay."""
+
+    rename: dict[str, str] = Field(default_factory=dict)
+    columns: dict[str, str] = Field(default_factory=dict)
+    select: list[str] | None = None
+    drop: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _names(self) -> Projection:
+        for old, new in self.rename.items():
+            _ident(old, "rename: column")
+            _ident(new, "rename: new name")
+        for name in self.columns:
+            _ident(name, "columns: derived column")
+        if self.select is not None and self.drop:
+            raise ValueError("give select (columns to keep) or drop (columns to remove), not both")
+        targets = list(self.rename.values())
+        dup = sorted({c for c in targets if targets.count(c) > 1})
+        if dup:
+            raise ValueError(f"rename: several columns renamed to {dup}")
+        return self
+
+    def __bool__(self) -> bool:
+        return bool(self.rename or self.columns or self.select is not None or self.drop)
+
+    def apply(self, columns: list[str]) -> list[str]:
+        """The data columns after the projection, from the data columns before it; ValueError
+        naming the key when a column it names does not exist (derived names are trusted)."""
+        unknown = [f"rename.{c}" for c in self.rename if c not in columns]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: no such column (there are {columns})")
+        out = [self.rename.get(c, c) for c in columns]
+        clash = sorted({c for c in out if out.count(c) > 1} | (set(self.columns) & set(out)))
+        if clash:
+            raise ValueError(
+                f"column(s) {clash} would exist twice after rename/columns: rename or drop one"
+            )
+        out += list(self.columns)
+        keep = self.select if self.select is not None else [c for c in out if c not in self.drop]
+        listed = self.select if self.select is not None else self.drop
+        key = "select" if self.select is not None else "drop"
+        unknown = [c for c in listed if c not in out]
+        if unknown:
+            raise ValueError(f"{key}: {unknown}: no such column after rename/columns ({out})")
+        return [c for c in out if c in keep]
+
+
 class ValidationSpec(Strict):
-    """validate: bronze table -> GX suite gate -> cleaning -> silver + quarantine."""
+    """validate: bronze table -> projection -> GX suite gate -> cleaning -> silver +
+    quarantine."""
 
     source: str  # key in `tables` (a bronze table)
     suite: str  # path under the expectations dir, e.g. houses/bronze_listings.json
     silver: str
     quarantine: str
+    project: Projection = Projection()
     cleaning: CleaningSpec = CleaningSpec()
 
     @field_validator("suite")
@@ -254,10 +364,14 @@ class AggregateJoin(Strict):
     last in its file). An event with no such row gets nulls."""
 
     table: str
-    key: str
+    key: Key
     columns: list[str] = Field(min_length=1)
     time: str  # the table's event time, e.g. listed_at
     order_by: list[str] = Field(default_factory=lambda: ["_ingest_date", "_source_position"])
+
+    @property
+    def key_columns(self) -> list[str]:
+        return key_columns(self.key)
 
 
 class WindowAggregate(Strict):
@@ -266,13 +380,73 @@ class WindowAggregate(Strict):
 
     name: str
     source: str  # key in `tables`
-    key: str  # column shared by the source and the entity rows, e.g. zipcode
+    # column(s) shared by the source and the entity rows, e.g. zipcode or [region, vendor]
+    key: Key
     event_time: str
     expr: str  # Spark SQL aggregate over the source's columns, e.g. percentile(sale_price, 0.5)
     window_days: int = Field(ge=1, le=3660)
     join: AggregateJoin | None = None
 
     _name = field_validator("name")(lambda cls, v: _ident(v, "feature name"))
+
+    @property
+    def key_columns(self) -> list[str]:
+        return key_columns(self.key)
+
+
+class Lookup(Strict):
+    """An as-of lookup feature: each entity row gets `columns` of the latest row of another
+    (silver) table with the same key whose `time` is at or before the entity's timestamp and
+    at most `tolerance` older (e.g. the latest hourly reading of the entity's station, at most
+    2h old). Never a row from after the entity's timestamp; none in the tolerance gives nulls.
+    `order_by` breaks ties between rows with the same `time` (default: the latest ingested,
+    then the last in its file). `entity_columns` are the entity's columns matched to `key` in
+    order (default: the same names); they may be `features.columns`."""
+
+    name: str
+    table: str  # key in `tables`
+    key: Key
+    entity_columns: Key | None = None
+    time: str
+    # the table's columns brought in: a list (same names) or feature name -> table column
+    columns: (
+        Annotated[list[str], Field(min_length=1)] | Annotated[dict[str, str], Field(min_length=1)]
+    )
+    tolerance: str  # e.g. 90m, 2h, 1d
+    order_by: list[str] = Field(default_factory=lambda: ["_ingest_date", "_source_position"])
+
+    _name = field_validator("name")(lambda cls, v: _ident(v, "lookup name"))
+    _tolerance = field_validator("tolerance")(lambda cls, v: (parse_duration(v), v)[1])
+
+    @model_validator(mode="after")
+    def _columns(self) -> Lookup:
+        for name in self.features:
+            _ident(name, "lookup feature name")
+        if self.entity_columns is not None and len(key_columns(self.entity_columns)) != len(
+            self.key_columns
+        ):
+            raise ValueError(
+                f"entity_columns {self.entity_columns} must match key {self.key} column for column"
+            )
+        return self
+
+    @property
+    def key_columns(self) -> list[str]:
+        return key_columns(self.key)
+
+    @property
+    def entity_key_columns(self) -> list[str]:
+        return key_columns(self.entity_columns) if self.entity_columns else self.key_columns
+
+    @property
+    def features(self) -> dict[str, str]:
+        """Feature name -> the lookup table's column."""
+        cols = self.columns
+        return dict(cols) if isinstance(cols, dict) else {c: c for c in cols}
+
+    @property
+    def tolerance_delta(self) -> dt.timedelta:
+        return parse_duration(self.tolerance)
 
 
 class FeaturesSpec(Strict):
@@ -281,7 +455,17 @@ class FeaturesSpec(Strict):
     timestamp: str  # entity event time -> feature_ts
     columns: dict[str, str] = Field(default_factory=dict)  # name -> SQL expression
     aggregates: list[WindowAggregate] = Field(default_factory=list)
+    lookups: list[Lookup] = Field(default_factory=list)
     backfill_chunk_days: int = Field(7, ge=1)
+
+    @property
+    def derived_columns(self) -> list[str]:
+        """The feature table's columns that the spec adds to the entity's attributes."""
+        return [
+            *self.columns,
+            *(a.name for a in self.aggregates),
+            *(name for lk in self.lookups for name in lk.features),
+        ]
 
     @field_validator("columns")
     @classmethod
@@ -291,13 +475,46 @@ class FeaturesSpec(Strict):
         return v
 
 
+# The training set's label-time column when the label lives on the entity's own table.
+LABEL_TS = "label_ts"
+
+
 class LabelSpec(Strict):
-    source: str  # key in `tables`: the silver label events
+    """What the model learns to predict, per label row: `column`, or `expr` (Spark SQL over
+    the label source's columns, e.g. `delay_minutes > 15` for a binary label, `log(price)`).
+
+    The label source is a separate (silver) event table (sales: `id` and `event_time` are
+    required), or the entity's own table (`features.source`: the target sits on the entity
+    row; `id` defaults to the entity key, `event_time` to `features.timestamp`, and the
+    training set's time column is `label_ts`). Then the columns the label reads (and a declared
+    `event_time` other than the entity's timestamp) are left out of the feature table, so no
+    feature can hold the answer.
+
+    A null label: `on_null: error` (the default) fails build_training_set naming how many and
+    examples; `drop` leaves the row out, counted in the run log and the model report."""
+
+    source: str  # key in `tables`
     table: str  # key in `tables`: the training set written by build_training_set
-    column: str
-    event_time: str
-    id: str  # the label event's own key (e.g. sale_id)
+    column: str | None = None
+    expr: str | None = None
+    name: str | None = None  # the label's column in the training set (default: column / label)
+    event_time: str | None = None
+    id: Key | None = None  # the label row's own key (e.g. sale_id)
+    on_null: Literal["drop", "error"] = "error"
     lookback_days: int = Field(365, ge=1)
+
+    @model_validator(mode="after")
+    def _label(self) -> LabelSpec:
+        if (self.column is None) == (self.expr is None):
+            raise ValueError("give the label as column (a column name) or expr (SQL), one of them")
+        for f in ("column", "name", "event_time"):
+            if getattr(self, f) is not None:
+                _ident(getattr(self, f), f"label.{f}")
+        return self
+
+    @property
+    def label_name(self) -> str:
+        return self.name or self.column or "label"
 
 
 Scalar = str | int | float | bool
@@ -457,7 +674,7 @@ class PipelineSpec(Strict):
     name: str
     description: str = ""
     entity: str
-    entity_key: str
+    entity_key: Key  # one column, or a composite key: [region, order_no]
     # IANA zone of every date derived from a timestamp (partitions, windows, cut-offs)
     timezone: str = "UTC"
     sources: Sources
@@ -471,7 +688,7 @@ class PipelineSpec(Strict):
     monitoring: dict[str, Any] | None = None
     retrain: dict[str, Any] | None = None
 
-    _name = field_validator("name", "entity", "entity_key")(lambda cls, v: _ident(v))
+    _name = field_validator("name", "entity")(lambda cls, v: _ident(v))
     _timezone = field_validator("timezone")(lambda cls, v: check_zone(v))
 
     @field_validator("tables")
@@ -505,6 +722,8 @@ class PipelineSpec(Strict):
                 refs.append((f"features.aggregates[{a.name}].source", a.source))
                 if a.join:
                     refs.append((f"features.aggregates[{a.name}].join.table", a.join.table))
+            for lk in self.features.lookups:
+                refs.append((f"features.lookups[{lk.name}].table", lk.table))
         if self.label:
             refs += [("label.source", self.label.source), ("label.table", self.label.table)]
         if self.model:
@@ -522,44 +741,155 @@ class PipelineSpec(Strict):
         return self
 
     @model_validator(mode="after")
+    def _projections(self) -> PipelineSpec:
+        """Each expectations entry's projection names columns its bronze table has."""
+        for i, v in enumerate(self.expectations):
+            bronze = self._bronze_columns(v.source)
+            if v.project and bronze is not None:
+                try:
+                    v.project.apply(bronze)
+                except ValueError as e:
+                    raise ValueError(f"expectations[{i}].project: {e}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _label_where_it_lives(self) -> PipelineSpec:
+        lab = self.label
+        if lab is None:
+            return self
+        if not self.label_on_entity:
+            missing = [f"label.{f}" for f in ("id", "event_time") if getattr(lab, f) is None]
+            if missing:
+                raise ValueError(
+                    f"{', '.join(missing)}: required when the label source ({lab.source}) is not "
+                    f"the entity's own table (features.source); on the entity's table they "
+                    "default to the entity key and features.timestamp"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _label_feature_clash(self) -> PipelineSpec:
-        """A label column that is also a feature-table column would appear twice in the
+        """A label-side column that is also a feature-table column would appear twice in the
         training set: caught here, before any data is read."""
         if self.label is None or self.features is None:
             return self
         f = self.features
         entity = self.silver_columns(f.source)
-        feature_cols = {*f.columns, *(a.name for a in f.aggregates), "feature_ts", "feature_date"}
-        feature_cols |= {c for c in entity or () if not c.startswith("_")}
-        feature_cols.discard(self.entity_key)
+        excluded = self.label_excluded_features
+        feature_cols = {*f.derived_columns, "feature_ts", "feature_date"}
+        feature_cols |= {c for c in entity or () if not c.startswith("_") and c not in excluded}
+        feature_cols -= set(self.entity_keys)
         lab = self.label
-        keys = {"label.id": lab.id, "label.event_time": lab.event_time, "label.column": lab.column}
-        clash = [f"{k} ({c})" for k, c in keys.items() if c in feature_cols]
+        keys = {f"label.id ({c})": c for c in self.label_ids}
+        time = "label.event_time" if lab.event_time == self.label_time_column else "label time"
+        keys[f"{time} ({self.label_time_column})"] = self.label_time_column
+        name = "label.name" if lab.name else "label.column" if lab.column else "label"
+        keys[f"{name} ({lab.label_name})"] = lab.label_name
+        clash = [k for k, c in keys.items() if c in feature_cols]
         if clash:
             where = self.source_names(lab.source)
             raise ValueError(
                 f"{', '.join(clash)}: also a column of the feature table {f.table!r} (from "
-                f"features.source {f.source!r} or features.columns/aggregates), so the training "
-                "set would hold it twice. Rename it on one side: the field in the label "
-                f"source's schema ({where or 'its source'}) or the feature column; only the "
-                "entity key may be on both sides"
+                f"features.source {f.source!r} or features.columns/aggregates/lookups), so the "
+                "training set would hold it twice. Rename it on one side: label.name, the "
+                f"field in the label source's schema ({where or 'its source'}, or its "
+                "expectations `project.rename`) or the feature column; only the entity key may "
+                "be on both sides"
             )
         return self
+
+    @model_validator(mode="after")
+    def _no_label_in_features(self) -> PipelineSpec:
+        lab = self.label
+        if lab is not None and self.model is not None:
+            used = [*self.model.features.numeric, *self.model.features.categorical]
+            answer = {self.label.label_name, *self.label_reads} - set(self.entity_keys)
+            leak = [c for c in used if c in answer]
+            if leak:
+                raise ValueError(
+                    f"model.features: {leak} is the label or what it is computed from "
+                    f"(label.{'expr' if lab.expr else 'column'}); a model cannot use it as a "
+                    "feature"
+                )
+        return self
+
+    @property
+    def entity_keys(self) -> list[str]:
+        return key_columns(self.entity_key)
+
+    @property
+    def label_on_entity(self) -> bool:
+        """The label is a column of the entity's own table (features.source)."""
+        return bool(self.label and self.features and self.label.source == self.features.source)
+
+    @property
+    def label_ids(self) -> list[str]:
+        """The label row's key columns (default on the entity's table: the entity key)."""
+        lab = self.label
+        return key_columns(lab.id) if lab.id is not None else self.entity_keys
+
+    @property
+    def label_time_source(self) -> str:
+        """The label source's column holding the label time."""
+        return self.label.event_time or self.features.timestamp
+
+    @property
+    def label_time_column(self) -> str:
+        """The label time's column in the training set."""
+        return LABEL_TS if self.label_on_entity else self.label.event_time
+
+    @property
+    def label_reads(self) -> set[str]:
+        """The label source's columns the label is computed from (for `expr`: the identifiers
+        of the expression that are columns of the source, or all of them when unknown)."""
+        lab = self.label
+        if lab.column is not None:
+            return {lab.column}
+        idents = sql_idents(lab.expr)
+        known = self.silver_columns(lab.source)
+        return idents & known if known is not None else idents
+
+    @property
+    def label_excluded_features(self) -> set[str]:
+        """Entity columns left out of the feature table because the label lives on the
+        entity's table and they hold the answer: what the label reads, and a declared label
+        time other than the entity's timestamp (the outcome's time is not known before it)."""
+        if not self.label_on_entity:
+            return set()
+        out = set(self.label_reads)
+        if self.label.event_time and self.label.event_time != self.features.timestamp:
+            out.add(self.label.event_time)
+        return out - {*self.entity_keys, self.features.timestamp}
 
     def _feeding(self, silver_key: str) -> list[FileSource | KafkaSource]:
         """The sources whose bronze table the validation of `silver_key` reads."""
         bronze = {v.source for v in self.expectations if v.silver == silver_key}
         return [s for s in (*self.sources.files, *self.sources.kafka) if s.table in bronze]
 
+    def _bronze_columns(self, bronze_key: str) -> list[str] | None:
+        """The data columns of a bronze table per its sources' schemas (None: not known)."""
+        cols: dict[str, None] = {}
+        for s in (*self.sources.files, *self.sources.kafka):
+            if s.table == bronze_key:
+                schema = s.columns if isinstance(s, FileSource) else s.value_schema
+                cols.update({c.name: None for c in schema})
+        return list(cols) if cols else None
+
     def silver_columns(self, silver_key: str) -> set[str] | None:
-        """The data columns of a silver table per its sources' schemas (None: not known)."""
-        feeding = self._feeding(silver_key)
-        if not feeding:
-            return None
+        """The data columns of a silver table per its sources' schemas and the projection of
+        its expectations entry (None: not known)."""
         cols: set[str] = set()
-        for s in feeding:
-            cols |= {c.name for c in (s.columns if isinstance(s, FileSource) else s.value_schema)}
-        return cols
+        found = False
+        for v in self.expectations:
+            bronze = self._bronze_columns(v.source) if v.silver == silver_key else None
+            if bronze is None:
+                continue
+            found = True
+            try:
+                cols |= set(v.project.apply(bronze) if v.project else bronze)
+            except ValueError:  # reported by _projections
+                cols |= set(bronze)
+        return cols if found else None
 
     def source_names(self, silver_key: str) -> str:
         kinds = {FileSource: ("files", "schema"), KafkaSource: ("kafka", "value_schema")}
@@ -570,11 +900,11 @@ class PipelineSpec(Strict):
 
     @property
     def model_label(self) -> str:
-        return self.model.label or self.label.column
+        return self.model.label or self.label.label_name
 
     @property
     def model_time(self) -> str:
-        return self.model.time_column or self.label.event_time
+        return self.model.time_column or self.label_time_column
 
     def validation_for(self, source: str) -> ValidationSpec | None:
         return next((v for v in self.expectations if v.source == source), None)

@@ -55,3 +55,30 @@ def test_duplicate_keys_in_a_spec_are_an_error_naming_the_key_and_lines(cfg, tmp
     with pytest.raises(ConfigError) as e:
         load_pipeline(cfg, str(text))
     assert "duplicate key 'timezone'" in str(e.value) and str(text) in str(e.value)
+
+
+def test_a_projection_resolves_a_clash_between_two_sources_at_the_silver_step(cfg, tmp_path):
+    """Both sources call a column `sqft`: renaming it at the sales' silver step is enough
+    (bronze keeps the source's name); the renamed label reaches the training set."""
+
+    def edit(d):
+        d["sources"]["kafka"][0]["value_schema"].append({"name": "sqft", "type": "double"})
+        d["expectations"][1]["project"] = {"rename": {"sqft": "sold_sqft"}}
+        d["label"]["column"] = "sold_sqft"
+
+    p = load_pipeline(cfg, _write(tmp_path, edit))
+    assert "sold_sqft" in p.spec.silver_columns("silver_sales")
+    assert "sqft" not in p.spec.silver_columns("silver_sales")
+
+
+def test_a_label_on_the_entity_table_defaults_id_and_time_and_leaves_features(cfg, tmp_path):
+    def edit(d):  # the listing's own price as the label (a tabular data set)
+        d["sources"]["files"][0]["schema"].append({"name": "price", "type": "double"})
+        d["label"] = {"source": "silver_listings", "table": "training_set", "expr": "log(price)"}
+
+    p = load_pipeline(cfg, _write(tmp_path, edit))
+    s = p.spec
+    assert s.label_on_entity and s.label_ids == ["listing_id"]
+    assert s.label_time_source == "listed_at" and s.label_time_column == "label_ts"
+    assert s.label_reads == {"price"} and s.label_excluded_features == {"price"}
+    assert s.model_label == "label" and s.model_time == "label_ts"

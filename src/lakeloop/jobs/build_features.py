@@ -30,6 +30,7 @@ from lakeloop.transforms.features import (
     window_aggregate,
     with_aggregates,
 )
+from lakeloop.transforms.lookups import lookup_features
 
 log = logging.getLogger(__name__)
 JOB = "build_features"
@@ -57,26 +58,40 @@ def features_for(
     pure transforms. `feature_date` is the entity's local date in the pipeline's zone.
     A spec that does not fit the tables raises SpecError here, before anything is written."""
     spec = _spec(pipeline)
-    key = pipeline.spec.entity_key
+    keys = pipeline.spec.entity_keys
     entities = _table(spark, pipeline, spec.source).where(
         F.col(DATE_COLUMN).between(F.lit(start), F.lit(end))
     )
     require_columns(
         entities,
-        [("entity_key", key), ("features.timestamp", spec.timestamp)],
+        [*(("entity_key", k) for k in keys), ("features.timestamp", spec.timestamp)],
         pipeline.spec.table(spec.source),
     )
     # MERGE needs one row per (key, feature_ts): the latest ingested (then last in its file)
     order = [c for c in (DATE_COLUMN, POSITION_COLUMN) if c in entities.columns]
-    entities = latest_per_key(entities, [key, spec.timestamp], order or [spec.timestamp])
+    entities = latest_per_key(entities, [*keys, spec.timestamp], order or [spec.timestamp])
     zone = pipeline.spec.timezone
-    feats = entity_features(entities, spec, key, zone)
-    if not spec.aggregates:
+    excluded = pipeline.spec.label_excluded_features
+    feats = entity_features(entities, spec, keys, zone, excluded)
+    if not spec.aggregates and not spec.lookups:
         return feats
     # the local days the batch's windows reach back from: an entity that arrived in the range
     # can be dated before it (a backlog listing), so the bounds come from the rows themselves
-    days = feats.agg(F.min(FEATURE_DATE).alias("lo"), F.max(FEATURE_DATE).alias("hi")).first()
+    days = feats.agg(
+        F.min(FEATURE_DATE).alias("lo"),
+        F.max(FEATURE_DATE).alias("hi"),
+        F.min(FEATURE_TS).alias("first_ts"),
+        F.max(FEATURE_TS).alias("last_ts"),
+    ).first()
     first_day, last_day = days["lo"] or start, days["hi"] or end
+    for lk in spec.lookups:
+        where = f"features.lookups[{lk.name}]"
+        rows = _table(spark, pipeline, lk.table)
+        require_columns(rows, [(f"{where}.time", lk.time)], pipeline.spec.table(lk.table))
+        if days["first_ts"] is not None:  # only rows that can be as of a batch row
+            lo = days["first_ts"] - lk.tolerance_delta
+            rows = rows.where(F.col(lk.time).between(F.lit(lo), F.lit(days["last_ts"])))
+        feats = lookup_features(feats, rows, lk, FEATURE_TS, where)
     aggs = []
     for i, a in enumerate(spec.aggregates):
         where = f"features.aggregates[{i}]"
@@ -90,7 +105,7 @@ def features_for(
         enrich = _table(spark, pipeline, a.join.table) if a.join else None
         events = enriched_events(events, enrich, a.join, a.event_time, f"{where}.join")
         aggs.append(window_aggregate(feats, events, a, i, zone))
-    return with_aggregates(feats, aggs, spec.aggregates)
+    return with_aggregates(feats, aggs, spec.aggregates) if aggs else feats
 
 
 def merge_features(
@@ -99,11 +114,10 @@ def merge_features(
     """MERGE `batch` into the feature table; (the version committed, rows it inserted or
     updated), both from the one history entry of that commit."""
     spec = _spec(pipeline)
-    key = pipeline.spec.entity_key
     path = pipeline.table_path(spec.table)
     if delta_io.version(spark, path) is None:
         batch.limit(0).write.format("delta").partitionBy(FEATURE_DATE).save(path)
-    cond = f"t.{key} = s.{key} AND t.{FEATURE_TS} = s.{FEATURE_TS}"
+    cond = " AND ".join(f"t.{c} = s.{c}" for c in [*pipeline.spec.entity_keys, FEATURE_TS])
     spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", run_id)
     try:
         (

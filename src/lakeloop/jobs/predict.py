@@ -50,7 +50,7 @@ def entities_of_day(
     holds (a relisting superseded it) is still scored: it is an entity of that day."""
     spec = pipeline.spec
     f = spec.features
-    key, ts = spec.entity_key, f.timestamp
+    keys, ts = spec.entity_keys, f.timestamp
     lo, hi = day_bounds(date, spec.timezone)
     path = pipeline.table_path(f.source)
     if delta_io.version(spark, path) is None:
@@ -63,11 +63,11 @@ def entities_of_day(
     of_day = (
         silver.where(F.col(ts).between(F.lit(lo), F.lit(hi)))
         .where(local_date(ts, spec.timezone) == F.lit(date))
-        .groupBy(key, ts)
+        .groupBy(*keys, ts)
         .agg(F.min("_ingest_date").alias("_ingest_date"))
     )
-    have = features.select(key, F.col(FEATURE_TS).alias(ts)).distinct()
-    missing = of_day.join(have, [key, ts], "left_anti")
+    have = features.select(*keys, F.col(FEATURE_TS).alias(ts)).distinct()
+    missing = of_day.join(have, [*keys, ts], "left_anti")
     r = of_day.agg(F.count(F.lit(1)).alias("n")).first()
     m = missing.agg(
         F.count(F.lit(1)).alias("n"),
@@ -131,7 +131,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             _scoring_model(champion),
             _scoring_model(challenger) if challenger else None,
             m,
-            spec.entity_key,
+            spec.entity_keys,
             FEATURE_TS,
             date,
         )

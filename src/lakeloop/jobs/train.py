@@ -288,6 +288,17 @@ def _training_rows(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> Tr
     return TrainingRows(table, path, version, rows, stats)
 
 
+def _null_labels_dropped(spark: SparkSession, pipeline: Pipeline, src: TrainingRows) -> int | None:
+    """The label rows build_training_set left out as null (`label.on_null: drop`) when it
+    wrote the training set version trained on, from its run-log row (None: not known)."""
+    run_id = delta_io.written_by(spark, src.path, src.version)
+    if not run_id:
+        return None
+    found = runlog.runs(spark, pipeline).where(F.col("run_id") == run_id).first()
+    counts = found["output_counts"] if found else None
+    return (counts or {}).get(f"{pipeline.spec.label.table}.null_labels_dropped")
+
+
 def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRecord:
     spec = pipeline.spec
     if spec.model is None or spec.label is None:
@@ -304,6 +315,9 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         rows, stats, table, version = src.rows, src.stats, src.table, src.version
         rec.input_counts[spec.label.table] = stats["rows"]
         rec.details["training_set_version"] = str(version)
+        dropped = _null_labels_dropped(spark, pipeline, src)
+        if dropped is not None:
+            rec.input_counts["null_labels_dropped"] = dropped
         test_start = stats["last_day"] - dt.timedelta(days=m.test_days - 1)
         train, test = split_by_time(rows, time_column, test_start, spec.timezone)
         # training needs only the model's columns; the (small) test window keeps them all
@@ -498,6 +512,14 @@ def _track(
     return tracking.ModelRef(m.name, version, run.info.run_id)
 
 
+def _label_text(pipeline: Pipeline) -> str:
+    spec = pipeline.spec
+    lab = spec.label
+    value = f"`{lab.expr}`" if lab.expr else lab.column
+    where = "the entity's own table" if spec.label_on_entity else "label events"
+    return f"{spec.model_label} = {value} from {spec.table(lab.source)} ({where})"
+
+
 def model_report(
     pipeline: Pipeline,
     date: dt.date,
@@ -533,6 +555,9 @@ def model_report(
         f"{result.window[0]} .. {result.window[1]}; "
         f"{rec.output_counts['test_rows']} test rows, {rec.output_counts['train_rows']} "
         f"training rows, {rec.output_counts['rows_without_features']} labels without features",
+        f"- label: {_label_text(pipeline)}; null labels left out (label.on_null: "
+        f"{pipeline.spec.label.on_null}): "
+        f"{rec.input_counts.get('null_labels_dropped', 'not known')}",
         "",
         "## Test metrics",
         "",

@@ -57,6 +57,7 @@ from lakeloop.transforms.cleaning import (
     cleaned,
     cleaning_stats,
     normalized,
+    projected,
     redecided,
     stored_changes,
     stored_rows,
@@ -161,6 +162,7 @@ def table_inputs(
             "run the ingest jobs first"
         )
     bronze = delta_io.read(spark, bronze_path).where(F.col(DATE_COLUMN) == F.lit(date))
+    bronze = projected(bronze, v.project, f"pipeline {pipeline.name}: expectations[{i}].project")
     try:
         check_columns(suite, bronze.columns, pipeline.spec.table(v.source))
     except SuiteError as e:
@@ -180,8 +182,9 @@ def table_inputs(
 def _key_columns(pipeline: Pipeline, v: ValidationSpec, columns: list[str]) -> list[str]:
     """The columns that name a row in examples: the dedup key, else the entity key."""
     if v.cleaning.dedup:
-        return list(v.cleaning.dedup.key)
-    return [pipeline.spec.entity_key] if pipeline.spec.entity_key in columns else []
+        return v.cleaning.dedup.key_columns
+    keys = pipeline.spec.entity_keys
+    return keys if all(k in columns for k in keys) else []
 
 
 def _rule_columns(suite: CompiledSuite, v: ValidationSpec) -> dict[str, str]:
@@ -457,19 +460,19 @@ def _check(
     ]
     dedup = v.cleaning.dedup
     if dedup:
-        keys = plan.day_silver.select(*[F.col(k).alias(f"_k_{k}") for k in dedup.key])
-        on = [F.col(k).eqNullSafe(F.col(f"_k_{k}")) for k in dedup.key]
+        keys = plan.day_silver.select(*[F.col(k).alias(f"_k_{k}") for k in dedup.key_columns])
+        on = [F.col(k).eqNullSafe(F.col(f"_k_{k}")) for k in dedup.key_columns]
         twice = (
             delta_io.read(spark, silver_path)
             .where(F.col(DATE_COLUMN) != F.lit(date))
             .join(keys, on, "left_semi")
-            .select(DATE_COLUMN, *dedup.key)
+            .select(DATE_COLUMN, *dedup.key_columns)
             .limit(1)
             .collect()
         )
         if twice:
             r = twice[0]
-            named = ", ".join(f"{k}={r[k]}" for k in dedup.key)
+            named = ", ".join(f"{k}={r[k]}" for k in dedup.key_columns)
             problems.append(
                 f"{pipeline.spec.table(v.silver)} holds {named} on {day} and on "
                 f"{r[DATE_COLUMN]}: another validate run wrote the table at the same time"

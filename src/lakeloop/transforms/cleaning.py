@@ -22,12 +22,33 @@ from pyspark.sql import types as T
 
 from lakeloop.config import SpecError
 from lakeloop.quality.rules import FAILED
-from lakeloop.spec import CleaningSpec, Dedup, OutlierRule
+from lakeloop.spec import CleaningSpec, Dedup, OutlierRule, Projection
+from lakeloop.transforms.features import resolved_sql
 
 FLAGS = "_flags"
 INGEST_DATE = "_ingest_date"
 SOURCE = "_dedup_source"  # a row of `across_dates`: "date" (the date's), "silver", "quarantine"
 WINNER = "_winner_date"  # its key's latest row's `_ingest_date`
+
+
+def projected(df: DataFrame, project: Projection, where: str) -> DataFrame:
+    """`df` (bronze rows) with the silver step's projection: renamed, derived columns added
+    (each Spark SQL expression checked, a failure a SpecError naming `<where>.columns.<name>`),
+    then only the selected (or not dropped) data columns; lineage columns (`_...`) all stay."""
+    if not project:
+        return df
+    data = [c for c in df.columns if not c.startswith("_")]
+    try:
+        keep = project.apply(data)
+    except ValueError as e:
+        raise SpecError(f"{where}: {e}") from None
+    out = df.withColumnsRenamed(project.rename)
+    for name, sql in project.columns.items():  # one at a time, to name the one that fails
+        out = resolved_sql(
+            f"{where}.columns.{name}", sql, lambda c, o=out, n=name: o.withColumn(n, c)
+        )
+    lineage = [c for c in df.columns if c.startswith("_")]
+    return out.select(*keep, *lineage)
 
 
 def _stat_name(column: str, q: float) -> str:
@@ -47,7 +68,7 @@ def unknown_columns(spec: CleaningSpec, columns: list[str]) -> list[str]:
         for c in getattr(spec, part)
     ]
     if spec.dedup:
-        used += [(f"dedup.key.{c}", c) for c in spec.dedup.key]
+        used += [(f"dedup.key.{c}", c) for c in spec.dedup.key_columns]
         used += [(f"dedup.order_by.{c}", c) for c in spec.dedup.order_by]
     return [f"cleaning.{key}" for key, c in used if c not in columns]
 
@@ -140,7 +161,7 @@ def cleaned(df: DataFrame, spec: CleaningSpec, stats: dict[str, float | None]) -
         # same row on every run even when `order_by` ties.
         candidate = F.size(FAILED) == 0
         hashable = [f.name for f in df.schema.fields if not isinstance(f.dataType, T.MapType)]
-        w = Window.partitionBy(*spec.dedup.key).orderBy(
+        w = Window.partitionBy(*spec.dedup.key_columns).orderBy(
             candidate.desc(),
             *[F.col(c).desc_nulls_last() for c in spec.dedup.order_by],
             F.xxhash64(*hashable).desc(),
@@ -148,7 +169,11 @@ def cleaned(df: DataFrame, spec: CleaningSpec, stats: dict[str, float | None]) -
         superseded = candidate & (F.row_number().over(w) > 1)
         out = out.withColumn(
             FAILED,
-            _append(F.col(FAILED), superseded, f"cleaning.superseded({','.join(spec.dedup.key)})"),
+            _append(
+                F.col(FAILED),
+                superseded,
+                f"cleaning.superseded({','.join(spec.dedup.key_columns)})",
+            ),
         )
     return out
 
@@ -162,7 +187,7 @@ def dedup_order(spec: Dedup) -> list[str]:
 
 def superseded_prefix(spec: Dedup) -> str:
     """The start of the reason of a row superseded by a row of another date (the date follows)."""
-    return f"cleaning.superseded({','.join(spec.key)}): a later row ingested "
+    return f"cleaning.superseded({','.join(spec.key_columns)}): a later row ingested "
 
 
 def superseded_across_dates(spec: Dedup) -> Column:
@@ -178,7 +203,7 @@ def stored_rows(
     """The day winners of other dates as validate stored them: every silver row and every
     quarantine row superseded across dates; their key and order columns typed as in `like` (the
     date's rows), `_dedup_source` ("silver" / "quarantine") and `_failed_rules`."""
-    cols = list(dict.fromkeys([*spec.key, *dedup_order(spec)]))
+    cols = list(dict.fromkeys([*spec.key_columns, *dedup_order(spec)]))
     typed = [F.col(c).cast(like.schema[c].dataType).alias(c) for c in cols]
     none = F.lit(None).cast("array<string>")
     return silver.select(*typed, F.lit("silver").alias(SOURCE), none.alias(FAILED)).unionByName(
@@ -196,7 +221,7 @@ def across_dates(candidates: DataFrame, stored: DataFrame, spec: Dedup) -> DataF
     gets `cleaning.superseded(<key>): a later row ingested <that date>` as its failed rule."""
     competes = (F.col(SOURCE) != "date") | (F.size(FAILED) == 0)
     rank = F.when(competes, F.struct(*dedup_order(spec)))
-    winner = F.max(rank).over(Window.partitionBy(*spec.key))[INGEST_DATE]
+    winner = F.max(rank).over(Window.partitionBy(*spec.key_columns))[INGEST_DATE]
     lost = (F.col(SOURCE) == "date") & competes & (F.col(WINNER) != F.col(INGEST_DATE))
     return (
         candidates.withColumn(SOURCE, F.lit("date"))
@@ -235,10 +260,10 @@ def redecided(
     columns = silver.columns
     competing = silver.unionByName(quarantine.where(marked).select(*columns))
     w = decided.where(F.col(WINNER).isNotNull()).select(
-        *[F.col(k).alias(f"_w_{k}") for k in spec.key], WINNER
+        *[F.col(k).alias(f"_w_{k}") for k in spec.key_columns], WINNER
     )
-    w = w.dropDuplicates([f"_w_{k}" for k in spec.key])
-    on = [F.col(k).eqNullSafe(F.col(f"_w_{k}")) for k in spec.key]
+    w = w.dropDuplicates([f"_w_{k}" for k in spec.key_columns])
+    on = [F.col(k).eqNullSafe(F.col(f"_w_{k}")) for k in spec.key_columns]
     placed = competing.join(w, on, "left")
     won = F.coalesce(F.col(WINNER) == F.col(INGEST_DATE), F.lit(True))
     lost = placed.where(~won).withColumn(FAILED, F.array(_superseded(spec)))

@@ -14,7 +14,7 @@ data is read."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 
 from pyspark.errors import AnalysisException
@@ -23,7 +23,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakeloop.config import SpecError
-from lakeloop.spec import AggregateJoin, FeaturesSpec, WindowAggregate
+from lakeloop.spec import AggregateJoin, FeaturesSpec, WindowAggregate, key_columns, sql_idents
 from lakeloop.timezones import UTC, local_date
 
 FEATURE_TS = "feature_ts"
@@ -61,7 +61,7 @@ def _analysis_errors_unlogged() -> Iterator[None]:
             lg.disabled = was
 
 
-def _resolved(where: str, sql: str, build: Callable[[Column], DataFrame]) -> DataFrame:
+def resolved_sql(where: str, sql: str, build: Callable[[Column], DataFrame]) -> DataFrame:
     """build(F.expr(sql)), with Spark's analysis error re-raised as a one-line SpecError."""
     try:
         with _analysis_errors_unlogged():
@@ -71,20 +71,34 @@ def _resolved(where: str, sql: str, build: Callable[[Column], DataFrame]) -> Dat
 
 
 def entity_features(
-    entities: DataFrame, spec: FeaturesSpec, entity_key: str, zone: str = UTC
+    entities: DataFrame,
+    spec: FeaturesSpec,
+    entity_key: str | list[str],
+    zone: str = UTC,
+    exclude: Collection[str] = (),
 ) -> DataFrame:
-    """Entity attributes (non-underscore columns) + the spec's SQL features, keyed by
-    (entity_key, feature_ts); `feature_date` is the local date of feature_ts in `zone`."""
+    """Entity attributes (non-underscore columns but `exclude`: the label's own columns when
+    the label lives on the entity's table) + the spec's SQL features, keyed by
+    (entity key columns, feature_ts); `feature_date` is the local date of feature_ts in
+    `zone`."""
+    keys = key_columns(entity_key)
     require_columns(
         entities,
-        [("entity_key", entity_key), ("features.timestamp", spec.timestamp)],
+        [*(("entity_key", k) for k in keys), ("features.timestamp", spec.timestamp)],
         "the entity rows (features.source)",
     )
-    attrs = [c for c in entities.columns if not c.startswith("_")]
+    for name, sql in spec.columns.items():
+        used = sorted(sql_idents(sql) & set(exclude))
+        if used:
+            raise SpecError(
+                f"features.columns.{name}: reads {used}, what the label is computed from "
+                "(the label lives on the entity's table): a feature cannot hold the answer"
+            )
+    attrs = [c for c in entities.columns if not c.startswith("_") and c not in exclude]
     out = entities.select(*attrs, F.col(spec.timestamp).alias(FEATURE_TS))
     out = out.withColumn(FEATURE_DATE, local_date(FEATURE_TS, zone))
     for name, sql in spec.columns.items():  # one at a time, to name the one that fails
-        _resolved(f"features.columns.{name}", sql, out.select)
+        resolved_sql(f"features.columns.{name}", sql, out.select)
     return out.withColumns({name: F.expr(sql) for name, sql in spec.columns.items()})
 
 
@@ -100,35 +114,38 @@ def enriched_events(
     latest by (`join.time`, *`join.order_by`); no such row gives nulls."""
     if enrich is None or join is None:
         return events
+    by = join.key_columns
     require_columns(
         enrich,
         [
-            (f"{where}.key", join.key),
+            *((f"{where}.key", c) for c in by),
             (f"{where}.time", join.time),
             *[(f"{where}.order_by", c) for c in join.order_by],
             *[(f"{where}.columns", c) for c in join.columns],
         ],
         f"the join table ({join.table})",
     )
-    require_columns(events, [(f"{where}.key", join.key)], "the aggregate's source")
+    require_columns(events, [(f"{where}.key", c) for c in by], "the aggregate's source")
     clash = sorted(set(join.columns) & set(events.columns))
     if clash:
         raise SpecError(f"{where}.columns: {clash} are columns of the aggregate's source already")
     order = [F.col(join.time), *[F.col(c) for c in join.order_by]]
     rows = enrich.select(
-        F.col(join.key).alias("_join_key"),
+        *[F.col(c).alias(f"_join_key{i}") for i, c in enumerate(by)],
         *[c.alias(f"_join_order{i}") for i, c in enumerate(order)],
         *join.columns,
     )
     ev = events.withColumn("_event_id", F.monotonically_increasing_id())
-    cond = (ev[join.key] == rows["_join_key"]) & (rows["_join_order0"] <= ev[event_time])
+    cond = rows["_join_order0"] <= ev[event_time]
+    for i, c in enumerate(by):
+        cond &= ev[c] == rows[f"_join_key{i}"]
     helpers = [f"_join_order{i}" for i in range(len(order))]
     w = Window.partitionBy("_event_id").orderBy(*[F.col(c).desc_nulls_last() for c in helpers])
     return (
         ev.join(rows, cond, "left")
         .withColumn("_rn", F.row_number().over(w))
         .where("_rn = 1")
-        .drop("_rn", "_event_id", "_join_key", *helpers)
+        .drop("_rn", "_event_id", *[f"_join_key{i}" for i in range(len(by))], *helpers)
     )
 
 
@@ -144,35 +161,36 @@ def window_aggregate(
     `count(distinct x)`, `percentile_approx(...)`). A key with no events in its window gets
     what the expression gives over no rows: 0 for a count, null for most others."""
     where = f"features.aggregates[{agg.name if index is None else index}]"
-    require_columns(keys, [(f"{where}.key", agg.key)], "the entity rows")
+    by = agg.key_columns
+    require_columns(keys, [(f"{where}.key", c) for c in by], "the entity rows")
     require_columns(
         events,
-        [(f"{where}.key", agg.key), (f"{where}.event_time", agg.event_time)],
+        [*((f"{where}.key", c) for c in by), (f"{where}.event_time", agg.event_time)],
         f"the aggregate's source ({agg.source})",
     )
     ev = events.withColumn("_event_date", local_date(agg.event_time, zone))
-    k = keys.select(agg.key, FEATURE_DATE).distinct()
-    cond = (
-        (k[agg.key] == ev[agg.key])
-        & (ev["_event_date"] >= F.date_sub(k[FEATURE_DATE], agg.window_days))
-        & (ev["_event_date"] < k[FEATURE_DATE])
+    k = keys.select(*by, FEATURE_DATE).distinct()
+    cond = (ev["_event_date"] >= F.date_sub(k[FEATURE_DATE], agg.window_days)) & (
+        ev["_event_date"] < k[FEATURE_DATE]
     )
-    joined = k.join(ev, cond, "inner").drop(ev[agg.key])
+    for c in by:
+        cond &= k[c] == ev[c]
+    joined = k.join(ev, cond, "inner").drop(*[ev[c] for c in by])
     label = f"{where}.expr ({agg.name})"
-    seen = _resolved(
+    seen = resolved_sql(
         label,
         agg.expr,
-        lambda c: joined.groupBy(agg.key, FEATURE_DATE).agg(
+        lambda c: joined.groupBy(*by, FEATURE_DATE).agg(
             c.alias(agg.name), F.lit(True).alias("_seen")
         ),
     )
     # the expression over no rows (one row: SQL's value of an aggregate over an empty table)
-    empty = _resolved(label, agg.expr, lambda c: ev.where(F.lit(False)).agg(c.alias("_empty")))
+    empty = resolved_sql(label, agg.expr, lambda c: ev.where(F.lit(False)).agg(c.alias("_empty")))
     value = F.when(F.col("_seen").isNull(), F.col("_empty")).otherwise(F.col(agg.name))
     return (
-        k.join(seen, [agg.key, FEATURE_DATE], "left")
+        k.join(seen, [*by, FEATURE_DATE], "left")
         .crossJoin(F.broadcast(empty))
-        .select(agg.key, FEATURE_DATE, value.alias(agg.name))
+        .select(*by, FEATURE_DATE, value.alias(agg.name))
     )
 
 
@@ -181,7 +199,7 @@ def with_aggregates(
 ) -> DataFrame:
     out = features
     for df, spec in zip(aggregates, specs, strict=True):
-        out = out.join(df, on=[spec.key, FEATURE_DATE], how="left")
+        out = out.join(df, on=[*spec.key_columns, FEATURE_DATE], how="left")
     return out
 
 

@@ -22,7 +22,7 @@ from lakeloop.ml.pipeline import (
     Baseline,
     required_columns,
 )
-from lakeloop.spec import ModelSpec
+from lakeloop.spec import ModelSpec, key_columns
 from lakeloop.timezones import local_date
 from lakeloop.transforms.training import HAS_FEATURES
 
@@ -139,7 +139,7 @@ def scored_entities(
     champion: ScoringModel,
     challenger: ScoringModel | None,
     spec: ModelSpec,
-    entity_key: str,
+    entity_key: str | list[str],
     timestamp: str,
     date: dt.date,
 ) -> DataFrame:
@@ -148,7 +148,10 @@ def scored_entities(
     (non-imputed) feature is kept with null predictions and `_error` naming the features."""
     _missing(
         entities,
-        _spec_columns(spec, entity_key=entity_key, features__timestamp=timestamp),
+        {
+            **_spec_columns(spec, features__timestamp=timestamp),
+            **{k: "entity_key" for k in key_columns(entity_key)},
+        },
         "the feature table",
     )
     required = required_columns(spec)
@@ -174,7 +177,7 @@ def scored_entities(
     pred = lambda name: F.when(ok, F.col(name)).cast("double")  # noqa: E731
     null = lambda t: F.lit(None).cast(t)  # noqa: E731
     cols = [
-        F.col(entity_key),
+        *[F.col(k) for k in key_columns(entity_key)],
         F.col(timestamp).alias("feature_ts"),
         F.lit(date).alias(PREDICTION_DATE),
         pred("prediction").alias("prediction"),

@@ -218,3 +218,77 @@ def test_integer_keys_of_different_widths_still_match(spark):
     assert got.schema["listing_id"].dataType.simpleString() == "int"
     assert got.first()["sqft"] == 1
     assert naive_latest_join(labels, features, "listing_id", "feature_ts").first()["sqft"] == 1
+
+
+CLABELS = "region string, listing_id int, sold_at timestamp, price double"
+CFEATURES = "region string, listing_id bigint, feature_ts timestamp, sqft int"
+
+
+def test_composite_key_matches_on_every_key_column(spark):
+    t = T(2026, 3, 10)
+    labels = spark.createDataFrame(
+        [
+            ("north", 1, t, 1.0),
+            ("south", 1, t, 2.0),
+            ("north", None, t, 3.0),  # a null key column: no features
+            (None, 1, t, 4.0),
+        ],
+        CLABELS,
+    )
+    features = spark.createDataFrame(
+        [
+            ("north", 1, T(2026, 3, 1), 100),
+            # same listing_id in another region, later (closer to the label): matching on
+            # listing_id alone would pick it for north/1
+            ("south", 1, T(2026, 3, 9), 200),
+            ("north", None, T(2026, 3, 9), 300),  # null key columns never match
+            (None, 1, T(2026, 3, 9), 400),
+            ("north", 2, T(2026, 3, 9), 500),  # region alone would pick this for north/1
+        ],
+        CFEATURES,
+    )
+    got = point_in_time_training_set(
+        labels, features, ["region", "listing_id"], "sold_at", "feature_ts", 30
+    )
+    assert got.columns == [*labels.columns, "feature_ts", "sqft", "_has_features"]
+    assert got.schema["listing_id"].dataType.simpleString() == "int"  # widths unify per column
+    expected = spark.createDataFrame(
+        [
+            ("north", 1, t, 1.0, T(2026, 3, 1), 100, True),
+            ("south", 1, t, 2.0, T(2026, 3, 9), 200, True),
+            ("north", None, t, 3.0, None, None, False),
+            (None, 1, t, 4.0, None, None, False),
+        ],
+        got.schema,
+    )
+    assertDataFrameEqual(got, expected)
+    naive = naive_latest_join(labels, features, ["region", "listing_id"], "feature_ts")
+    assertDataFrameEqual(naive, expected)  # one feature row per key: the latest is the as-of
+    one_column = point_in_time_training_set(
+        labels.drop("region"), features.drop("region"), "listing_id", "sold_at", "feature_ts", 30
+    )
+    # listing_id alone takes a later row of another region for north/1: the wrong one
+    assert one_column.where("price = 1.0").first()["sqft"] in (200, 400)
+
+
+def test_composite_key_errors_name_the_column(spark):
+    labels = spark.createDataFrame([("north", 1, T(2026, 3, 2), 1.0)], CLABELS)
+    features = spark.createDataFrame([("north", 1, T(2026, 3, 1), 1)], CFEATURES)
+    key = ["region", "listing_id"]
+    with pytest.raises(ValueError, match=r"features: column\(s\) \['region'\] not found"):
+        point_in_time_training_set(
+            labels, features.drop("region"), key, "sold_at", "feature_ts", 30
+        )
+    with pytest.raises(ValueError, match="'listing_id' is int in labels but string in features"):
+        naive_latest_join(
+            labels,
+            features.withColumn("listing_id", features["listing_id"].cast("string")),
+            key,
+            "feature_ts",
+        )
+    with pytest.raises(ValueError, match="listed twice"):
+        point_in_time_training_set(
+            labels, features, ["region", "region"], "sold_at", "feature_ts", 30
+        )
+    with pytest.raises(ValueError, match="entity_key must be"):
+        point_in_time_training_set(labels, features, [], "sold_at", "feature_ts", 30)
