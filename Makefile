@@ -1,4 +1,4 @@
-# lakeloop: every target sets up what it needs, idempotently (stamps under .venv/ and .jars/).
+# lakeloop: every target sets up what it needs, idempotently (a stamp under .venv/; the jars: `lakeloop setup`).
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -25,26 +25,17 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Delta + spark-sql-kafka from Maven Central; keep only what pyspark does not ship.
-.jars/spark/.stamp: infra/spark-jars/pom.xml infra/maven-settings.xml $(VENV)/.installed
-	cd infra/spark-jars && mvn -q -B -s ../maven-settings.xml dependency:copy-dependencies \
-	  -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/.jars/spark-all
-	$(PY) -m lakeloop.jars select --all .jars/spark-all --out .jars/spark
-	$(PY) -m lakeloop.sparkdefaults
-	touch $@
+# The JVM jars (Delta + spark-sql-kafka for Spark, the Kafka broker's own) from Maven Central,
+# through the same code a pip-installed lakeloop runs: `lakeloop setup` resolves them once per
+# user into ~/.cache/lakeloop/jars/<pyspark>-<delta>/ (LAKELOOP_JARS_CACHE moves it) with the
+# poms + Maven settings shipped in the package (src/lakeloop/resources/maven/, linked from
+# infra/), and writes spark-defaults.conf into the venv's pyspark. Done: a no-op in under 1 s.
+jars: install
+	$(VENV)/bin/lakeloop setup
 
-jars: .jars/spark/.stamp
+kafka-jars: jars
 
-# The Kafka broker's own jars (another pom).
-.jars/kafka/.stamp: infra/kafka/pom.xml infra/maven-settings.xml
-	rm -rf .jars/kafka
-	cd infra/kafka && mvn -q -B -s ../maven-settings.xml dependency:copy-dependencies \
-	  -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/.jars/kafka
-	touch $@
-
-kafka-jars: .jars/kafka/.stamp
-
-setup: install jars kafka-jars
+setup: install jars
 
 kafka-up: setup
 	$(VENV)/bin/lakeloop kafka up

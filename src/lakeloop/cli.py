@@ -8,10 +8,12 @@ import importlib
 import json
 import logging
 import sys
+from pathlib import Path
 
 from lakeloop import logs
 from lakeloop.config import AppConfig, ConfigError, load_config, parse_set_pairs
 from lakeloop.jobs.common import JobError
+from lakeloop.kafka_broker import BrokerError
 from lakeloop.kafka_io import TopicError
 
 log = logging.getLogger(__name__)
@@ -93,11 +95,17 @@ def create_topics(cfg: AppConfig, pipeline_name: str | None) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from lakeloop.generate import houses
+    from lakeloop.generate import deliveries, houses
     from lakeloop.spec import load_pipeline
 
     cfg = _cfg(args)
     pipeline = load_pipeline(cfg, args.pipeline)
+    if args.pipeline == "deliveries":
+        summary = deliveries.generate(
+            pipeline, args.start, args.days, args.rows_per_day, seed=args.seed
+        )
+        sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
+        return 0
     summary = houses.generate(
         pipeline,
         start=args.start,
@@ -223,6 +231,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run_demo(_cfg(args), args)
 
 
+def cmd_spec(args: argparse.Namespace) -> int:
+    from lakeloop import specdoc
+
+    return specdoc.run(args)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from lakeloop import project
+
+    try:
+        result = project.init_project(args.dir, args.example, args.force)
+    except project.ProjectError as e:
+        log.error("init: %s", e)
+        return 2
+    sys.stdout.write(f"lakeloop project ({result.example} example) written to {result.root}:\n")
+    sys.stdout.write("".join(f"  {f}\n" for f in result.files))
+    sys.stdout.write(
+        f"next: `lakeloop setup` once per machine (the jars), then see {result.root}/README.md\n"
+    )
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from lakeloop import jars, sparkdefaults
+
+    try:
+        results = jars.setup(force=args.force)
+    except (jars.SetupError, jars.MissingJarsError) as e:
+        log.error("setup failed: %s", e)
+        return 1
+    for r in results:
+        state = "resolved now" if r.resolved else "already there, nothing to do"
+        sys.stdout.write(f"{r.part} jars: {r.path} ({r.jars} jars, {state})\n")
+    path, changed = sparkdefaults.write(jars.cache_dir("spark"))
+    sys.stdout.write(f"spark-defaults.conf: {path} ({'written' if changed else 'up to date'})\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lakeloop", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -243,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(k)
 
     g = sub.add_parser("generate", help="generate an example use case's data")
-    g.add_argument("pipeline", choices=("houses",))
+    g.add_argument("pipeline", choices=("houses", "deliveries"))
     g.add_argument("--days", type=int, required=True)
     g.add_argument("--rows-per-day", type=int, required=True)
     g.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1))
@@ -292,6 +338,21 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1))
     d.add_argument("--malformed", type=float, default=0.01)
     _common(d)
+
+    i = sub.add_parser("init", help="create a project of your own: conf/, a spec, expectations/")
+    i.add_argument("dir", type=Path, help="the new project's folder (created if missing)")
+    i.add_argument("--example", choices=("houses", "blank"), default="houses")
+    i.add_argument(
+        "--force", action="store_true", help="write into a non-empty folder (overwrites same names)"
+    )
+    su = sub.add_parser("setup", help="resolve the JVM jars once per user (~/.cache/lakeloop/jars)")
+    su.add_argument("--force", action="store_true", help="resolve again even when complete")
+
+    from lakeloop import specdoc
+
+    specdoc.add_arguments(
+        sub.add_parser("spec", help="the spec's JSON Schema and reference docs; check spec files")
+    )
     return p
 
 
@@ -310,12 +371,15 @@ def main(argv: list[str] | None = None) -> int:
             "demo": cmd_demo,
             "training-set": cmd_training_set,
             "table": cmd_table,
+            "spec": cmd_spec,
+            "init": cmd_init,
+            "setup": cmd_setup,
         }
         return commands[args.command](args)
     except ConfigError as e:
         log.error("%s", e)
         return 2
-    except (JobError, TopicError) as e:  # e.g. a demo step that cannot run; the message says why
+    except (JobError, TopicError, BrokerError) as e:  # e.g. a demo step that cannot run
         log.error("%s failed: %s", args.command, e)
         return 1
 

@@ -90,7 +90,9 @@ class SparkSettings(Strict):
     shuffle_partitions: int = Field(4, ge=1)
     ui_enabled: bool = False
     driver_memory: str = "2g"
-    jars_dir: Path = Path(".jars/spark")
+    # unset: the user cache `lakeloop setup` fills (lakeloop.jars); the former default
+    # `.jars/spark` is used when the project has that folder
+    jars_dir: Path | None = None
     # Passed verbatim to the builder; keys must start with "spark.".
     extra_conf: dict[str, str] = Field(default_factory=dict)
     # Spark settings whose values are secrets: Spark key -> the environment variable holding
@@ -113,7 +115,7 @@ class BrokerSettings(Strict):
     port: int = Field(9092, ge=1, le=65535)
     controller_port: int = Field(9093, ge=1, le=65535)
     data_dir: Path = Path(".kafka")
-    jars_dir: Path = Path(".jars/kafka")
+    jars_dir: Path | None = None  # unset: the user cache, as spark.jars_dir
     heap: str = "512m"
     num_partitions: int = Field(2, ge=1)
     start_timeout_s: float = 60.0
@@ -174,20 +176,33 @@ class AppConfig(Strict):
         return masked_tree(self.model_dump(mode="json"))
 
 
+# Written by `lakeloop init`: marks a project of one's own (which has no pyproject.toml).
+PROJECT_MARKER = "lakeloop.project"
+
+
+def is_project_dir(d: Path) -> bool:
+    """conf/base/ beside a `lakeloop.project` marker (`lakeloop init`) or a pyproject.toml (a
+    checkout of lakeloop itself)."""
+    return (d / "conf" / "base").is_dir() and (
+        (d / PROJECT_MARKER).is_file() or (d / "pyproject.toml").is_file()
+    )
+
+
 def find_project_root(start: Path | None = None) -> Path:
-    """LAKELOOP_HOME, else the nearest parent holding conf/base, else the source checkout."""
+    """LAKELOOP_HOME, else the nearest parent that `is_project_dir`, else the source checkout."""
     if os.environ.get("LAKELOOP_HOME"):
         return Path(os.environ["LAKELOOP_HOME"]).resolve()
     here = (start or Path.cwd()).resolve()
     for d in (here, *here.parents):
-        if (d / "conf" / "base").is_dir() and (d / "pyproject.toml").is_file():
+        if is_project_dir(d):
             return d
     pkg_root = Path(__file__).resolve().parents[2]
     if (pkg_root / "conf" / "base").is_dir():
         return pkg_root
     raise ConfigError(
-        "cannot find the lakeloop project (a folder with conf/base/); "
-        "run from the project or set LAKELOOP_HOME"
+        f"cannot find a lakeloop project (a folder with conf/base/ and {PROJECT_MARKER}) in "
+        f"{here} or above: run from inside one, set LAKELOOP_HOME, or create one with "
+        "`lakeloop init DIR`"
     )
 
 

@@ -1,4 +1,4 @@
-"""A real single-node KRaft Kafka broker from the Apache Kafka jars (`make kafka-jars`).
+"""A real single-node KRaft Kafka broker from the Apache Kafka jars (`lakeloop setup`).
 
 `lakeloop kafka up|down|status` (and infra/kafka.sh): the broker listens on 127.0.0.1 with its
 data under the configured data dir. `up` waits until the broker answers and is harmless when it
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lakeloop.config import AppConfig
+from lakeloop.jars import RESOURCES, kafka_jars_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class BrokerPaths:
 
 def _paths(cfg: AppConfig) -> BrokerPaths:
     b = cfg.kafka.broker
-    return BrokerPaths(cfg.path(b.data_dir).resolve(), cfg.path(b.jars_dir).resolve())
+    return BrokerPaths(cfg.path(b.data_dir).resolve(), kafka_jars_dir(cfg).resolve())
 
 
 def _server_properties(cfg: AppConfig, paths: BrokerPaths) -> str:
@@ -92,8 +93,11 @@ def _server_properties(cfg: AppConfig, paths: BrokerPaths) -> str:
 def _java_cmd(paths: BrokerPaths, cfg: AppConfig, *args: str, heap: str | None = None) -> list[str]:
     jars = paths.jars_dir
     if not jars.is_dir() or not any(jars.glob("kafka_2.13-*.jar")):
-        raise BrokerError(f"Kafka broker jars missing in {jars}; run `make kafka-jars`")
-    log4j = cfg.project_root / "infra" / "kafka" / "log4j2.properties"
+        raise BrokerError(
+            f"Kafka broker jars missing in {jars}; run `lakeloop setup` "
+            "(`make kafka-jars` in a lakeloop checkout)"
+        )
+    log4j = RESOURCES / "kafka" / "log4j2.properties"  # shipped in the package
     cmd = ["java"]
     if heap:
         cmd += [f"-Xmx{heap}", f"-Xms{heap}"]

@@ -8,7 +8,7 @@ import os
 from pyspark.sql import SparkSession
 
 from lakeloop.config import AppConfig
-from lakeloop.jars import spark_jars
+from lakeloop.jars import spark_jars, spark_jars_dir
 
 log = logging.getLogger(__name__)
 _REDACT = "(?i)secret|password|passwd|token|credential|access[.]key|jaas|api[._]?key"
@@ -16,7 +16,7 @@ _REDACT = "(?i)secret|password|passwd|token|credential|access[.]key|jaas|api[._]
 
 def session_conf(cfg: AppConfig) -> dict[str, str]:
     """Every Spark setting lakeloop relies on, from the config."""
-    jars = spark_jars(cfg.path(cfg.spark.jars_dir))
+    jars = spark_jars(spark_jars_dir(cfg))
     conf = {
         "spark.app.name": cfg.spark.app_name,
         "spark.jars": ",".join(str(j) for j in jars),

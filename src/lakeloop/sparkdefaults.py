@@ -1,18 +1,24 @@
 """Write spark-defaults.conf into the virtualenv's SPARK_HOME so that a bare
-`spark-submit jobs/<job>.py ...` from .venv/bin finds Delta and the Kafka source on the driver
-classpath (jars given only to the SparkSession builder come too late under spark-submit).
-Run by `make jars`; the SparkSession factory still passes the same jars as `spark.jars`.
+`spark-submit jobs/<job>.py ...` from the virtualenv's bin/ finds Delta and the Kafka source on
+the driver classpath (jars given only to the SparkSession builder come too late under
+spark-submit). Run by `lakeloop setup` (and so `make setup`) with the user cache's Spark jars;
+the SparkSession factory still passes the same jars as `spark.jars`. Needs no project: only the
+jars and lakeloop's fixed Spark settings go in.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import pyspark
 
-from lakeloop.config import load_config
+from lakeloop.config import AppConfig, SparkSettings
+from lakeloop.jars import cache_dir
 from lakeloop.session import session_conf
+
+log = logging.getLogger(__name__)
 
 _KEYS = (
     "spark.jars",
@@ -20,9 +26,9 @@ _KEYS = (
     "spark.sql.catalog.spark_catalog",
     "spark.driver.host",
 )
+HEADER = "# written by `lakeloop setup` (lakeloop.sparkdefaults); do not edit"
 
-
-LOG4J2 = """# written by `make jars` (lakeloop.sparkdefaults)
+LOG4J2 = """# written by `lakeloop setup` (lakeloop.sparkdefaults)
 rootLogger.level = warn
 rootLogger.appenderRef.stderr.ref = console
 appender.console.type = Console
@@ -33,28 +39,50 @@ appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
 logger.kafka.name = org.apache.kafka
 logger.kafka.level = error
 """
+# keep Spark on loopback (no "resolves to a loopback address" warning, no LAN traffic)
+SPARK_ENV = "# written by `lakeloop setup`\nexport SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}\n"
 
 
 def spark_defaults_path() -> Path:
     return Path(pyspark.__file__).parent / "conf" / "spark-defaults.conf"
 
 
-def main() -> int:
-    conf = session_conf(load_config())
+def spark_defaults(jars_dir: Path) -> str:
+    """The file's text: lakeloop's session settings that must be known at JVM start."""
+    cfg = AppConfig(
+        project_root=Path.cwd(),
+        lakehouse_root=Path.cwd(),  # not written: only _KEYS go in
+        spark=SparkSettings(jars_dir=jars_dir),
+    )
+    conf = session_conf(cfg)
+    return "\n".join([HEADER, *(f"{k} {conf[k]}" for k in _KEYS)]) + "\n"
+
+
+def _write(path: Path, text: str, mode: int | None = None) -> bool:
+    if path.is_file() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    if mode is not None:
+        path.chmod(mode)
+    return True
+
+
+def write(jars_dir: Path | None = None) -> tuple[Path, bool]:
+    """spark-defaults.conf (+ log4j2.properties, spark-env.sh) in pyspark's conf/; returns the
+    path and whether anything changed."""
     path = spark_defaults_path()
     path.parent.mkdir(exist_ok=True)
-    lines = ["# written by `make jars` (lakeloop.sparkdefaults); do not edit"]
-    lines += [f"{k} {conf[k]}" for k in _KEYS]
-    path.write_text("\n".join(lines) + "\n")
-    # spark-submit's default log4j profile logs every INFO line; keep the job's own logs readable.
-    (path.parent / "log4j2.properties").write_text(LOG4J2)
-    # keep Spark on loopback (no "resolves to a loopback address" warning, no LAN traffic)
-    env_sh = path.parent / "spark-env.sh"
-    env_sh.write_text(
-        "# written by `make jars`\nexport SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}\n"
-    )
-    env_sh.chmod(0o755)
-    sys.stdout.write(f"wrote {path}\n")
+    changed = _write(path, spark_defaults(jars_dir or cache_dir("spark")))
+    # spark-submit's default log4j profile logs every INFO line; keep the job's own logs readable
+    changed |= _write(path.parent / "log4j2.properties", LOG4J2)
+    changed |= _write(path.parent / "spark-env.sh", SPARK_ENV, 0o755)
+    log.debug("%s %s", "wrote" if changed else "up to date:", path)
+    return path, changed
+
+
+def main() -> int:
+    path, changed = write()
+    sys.stdout.write(f"{'wrote' if changed else 'up to date:'} {path}\n")
     return 0
 
 

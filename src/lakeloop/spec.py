@@ -175,6 +175,10 @@ class Column(Strict):
 
 
 class FileSource(Strict):
+    """Files landing under the lakehouse root, read by `ingest_files --date D` from `glob`
+    (with `{date}`) into a bronze Delta table, parsed with the declared `schema`; a record that
+    does not fit it is kept as malformed with the reason, never dropped."""
+
     name: str
     table: str = Field(description="key in `tables` of the bronze table this source feeds")
     glob: str = Field(description="relative to the lakehouse root; {date} is the run date")
@@ -198,6 +202,10 @@ class FileSource(Strict):
 
 
 class KafkaSource(Strict):
+    """A Kafka topic read by `ingest_kafka` exactly once into a bronze Delta table (offsets
+    checkpointed with the data); a message whose value does not parse against `value_schema`
+    goes to `dead_letter_table` with the reason."""
+
     name: str
     table: str
     dead_letter_table: str
@@ -276,6 +284,9 @@ class Dedup(Strict):
 
 
 class CleaningSpec(Strict):
+    """Cleaning of the rows that passed the suite's row rules, before silver: string
+    normalisation, missing values, outliers and de-duplication by key."""
+
     normalize: dict[str, list[Literal["trim", "lower", "upper"]]] = Field(default_factory=dict)
     missing: dict[str, MissingRule] = Field(default_factory=dict)
     outliers: dict[str, OutlierRule] = Field(default_factory=dict)
@@ -450,6 +461,10 @@ class Lookup(Strict):
 
 
 class FeaturesSpec(Strict):
+    """build_features: one feature row per entity of `source` at its `timestamp` (feature_ts),
+    with the entity's attributes, the SQL `columns`, windowed `aggregates` over other tables
+    and as-of `lookups`, MERGEd into the feature table `table` (partitioned by feature_date)."""
+
     source: str  # key in `tables`: the silver entity table
     table: str  # key in `tables`: the feature table
     timestamp: str  # entity event time -> feature_ts
@@ -581,6 +596,8 @@ class TuningSpec(Strict):
 
 
 class Bound(Strict):
+    """A bound on a test metric: `min` <= value <= `max` (either may be left out)."""
+
     min: float | None = None
     max: float | None = None
 
@@ -608,6 +625,10 @@ class PromotionSpec(Strict):
 
 
 class ModelSpec(Strict):
+    """train: an MLlib pipeline of the features and `estimator`, tuned by time-ordered
+    cross-validation, scored on the last `test_days` of label time, registered in MLflow as
+    `name`; `promotion` decides whether it becomes the champion that `predict` uses."""
+
     name: str  # the registered model's name in MLflow
     task: Literal["regression", "classification"]
     label: str | None = None  # default: label.column
@@ -666,11 +687,18 @@ class ModelSpec(Strict):
 
 
 class Sources(Strict):
+    """Where the data comes from: file sources and Kafka sources."""
+
     files: list[FileSource] = Field(default_factory=list)
     kafka: list[KafkaSource] = Field(default_factory=list)
 
 
 class PipelineSpec(Strict):
+    """One use case: conf/pipelines/<name>.yaml. Sources feed bronze tables; `expectations`
+    turn bronze into silver + quarantine; `features`, `label` and `model` build the feature
+    table, the training set, the model and its batch predictions. Table names come only from
+    `tables` (key -> `schema.table`)."""
+
     name: str
     description: str = ""
     entity: str

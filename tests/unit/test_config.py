@@ -104,7 +104,6 @@ def test_spark_secret_from_env_reaches_spark_but_no_dump(tmp_path, monkeypatch):
     root = _project(tmp_path, "lakehouse_root: lh\n")
     monkeypatch.setenv("S3_SECRET", "wJalrXUtnFEMI-K7MDENG")
     pairs = parse_set_pairs(["spark.extra_conf_env.spark.hadoop.fs.s3a.secret.key=S3_SECRET"])
-    pairs["spark"]["jars_dir"] = str(ROOT / ".jars/spark")
     cfg = load_config("dev", pairs, project_root=root)
     assert session_conf(cfg)["spark.hadoop.fs.s3a.secret.key"] == "wJalrXUtnFEMI-K7MDENG"
     dumped = json.dumps(cfg.redacted())

@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 from lakeloop.config import SpecError
 from lakeloop.spec import AggregateJoin, FeaturesSpec, WindowAggregate, key_columns, sql_idents
 from lakeloop.timezones import UTC, local_date
+from lakeloop.transforms.training import as_of_join, matched_keys
 
 FEATURE_TS = "feature_ts"
 FEATURE_DATE = "feature_date"
@@ -129,23 +130,28 @@ def enriched_events(
     clash = sorted(set(join.columns) & set(events.columns))
     if clash:
         raise SpecError(f"{where}.columns: {clash} are columns of the aggregate's source already")
-    order = [F.col(join.time), *[F.col(c) for c in join.order_by]]
-    rows = enrich.select(
-        *[F.col(c).alias(f"_join_key{i}") for i, c in enumerate(by)],
-        *[c.alias(f"_join_order{i}") for i, c in enumerate(order)],
-        *join.columns,
-    )
-    ev = events.withColumn("_event_id", F.monotonically_increasing_id())
-    cond = rows["_join_order0"] <= ev[event_time]
-    for i, c in enumerate(by):
-        cond &= ev[c] == rows[f"_join_key{i}"]
-    helpers = [f"_join_order{i}" for i in range(len(order))]
-    w = Window.partitionBy("_event_id").orderBy(*[F.col(c).desc_nulls_last() for c in helpers])
-    return (
-        ev.join(rows, cond, "left")
-        .withColumn("_rn", F.row_number().over(w))
-        .where("_rn = 1")
-        .drop("_rn", "_event_id", *[f"_join_key{i}" for i in range(len(by))], *helpers)
+    try:
+        event_keys, table_keys = matched_keys(
+            events,
+            enrich,
+            by,
+            by,
+            names=("the aggregate's source", f"the join table ({join.table})"),
+            what="key column",
+        )
+    except ValueError as e:
+        raise SpecError(f"{where}.key: {e}") from None
+    # the as-of union + window of the training set: no range join, no row explosion
+    return as_of_join(
+        events,
+        enrich,
+        event_keys,
+        table_keys,
+        event_time,
+        join.time,
+        None,
+        {c: c for c in join.columns},
+        order_by=join.order_by,
     )
 
 

@@ -253,3 +253,56 @@ def test_feature_date_and_windows_are_local_days_in_the_pipeline_zone(spark):
         utc, [window_aggregate(utc, sales, a) for a in (one_day, total)], [one_day, total]
     ).first()
     assert (row["feature_date"], row["zip_n"], row["zip_sum"]) == (dt.date(2026, 1, 6), 2, 700.0)
+
+
+def test_composite_keys_for_aggregates_and_their_join(spark):
+    """[region, vendor]: matching on vendor alone would count the other region's orders; the
+    join on [region, listing] would take the other region's listing of the same number."""
+    spec = FeaturesSpec(source="s", table="f", timestamp="at")
+    orders = spark.createDataFrame(
+        [("north", "v1", 1, T(2026, 4, 2, 9)), ("south", "v1", 1, T(2026, 4, 2, 9))],
+        "region string, vendor string, no int, at timestamp",
+    )
+    feats = entity_features(orders, spec, ["region", "no"])
+    past = spark.createDataFrame(
+        [
+            ("north", "v1", 7, T(2026, 4, 1, 8)),
+            ("south", "v1", 7, T(2026, 4, 1, 8)),
+            ("south", "v1", 8, T(2026, 4, 1, 9)),
+        ],
+        "region string, vendor string, listing int, at timestamp",
+    )
+    sizes = spark.createDataFrame(
+        [("north", 7, 10.0, T(2026, 3, 1)), ("south", 7, 20.0, T(2026, 3, 1))],
+        "region string, listing int, size double, listed timestamp",
+    )
+    join = AggregateJoin(
+        table="sizes", key=["region", "listing"], columns=["size"], time="listed", order_by=[]
+    )
+    agg = WindowAggregate(
+        name="n",
+        source="o",
+        key=["region", "vendor"],
+        event_time="at",
+        expr="count(*)",
+        window_days=7,
+    )
+    total = WindowAggregate(
+        name="size_sum",
+        source="o",
+        key=["region", "vendor"],
+        event_time="at",
+        expr="sum(size)",
+        window_days=7,
+        join=join,
+    )
+    events = enriched_events(past, sizes, join, "at")
+    out = with_aggregates(
+        feats,
+        [window_aggregate(feats, past, agg), window_aggregate(feats, events, total)],
+        [agg, total],
+    ).select("region", "no", "n", "size_sum")
+    assertDataFrameEqual(
+        out,
+        spark.createDataFrame([("north", 1, 1, 10.0), ("south", 1, 2, 20.0)], out.schema),
+    )

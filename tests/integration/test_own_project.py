@@ -1,0 +1,250 @@
+"""A user's own project, outside this repository, from the built wheel alone.
+
+The wheel is built from a copy of the checkout (`pip wheel --no-deps`; the copy keeps the
+template symlinks, the wheel holds their content) and installed WITH its dependencies into a
+fresh virtualenv (`pip install --no-compile <wheel>`: PyPI through pip's local cache, measured
+79 s here; no shortcut through this repository's virtualenv, so the wheel's metadata, entry
+point and package data are what is tested). Then, with that virtualenv's `lakeloop` only and
+from inside the project's folder: `lakeloop init` the houses example in a temporary folder,
+`lakeloop setup` resolves the jars with Maven (the packaged poms) into an empty temporary jar
+cache (LAKELOOP_JARS_CACHE) and a second `setup` does nothing, `lakeloop kafka create-topics`
+makes the spec's topic (renamed: the test broker is shared), `lakeloop demo` runs the example
+(generate -> ingest files + Kafka -> validate -> build_features -> build_training_set -> train
+-> predict; one process: each job in its own process took 14 min on the loaded 2-core
+machine, and the per-job entry points are tested in test_job_entry_points.py), and
+`lakeloop spec check` loads the spec from inside the project. Skipped, with the
+reason, only when Maven is not installed or PyPI cannot be reached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from lakeloop import cli, delta_io
+from lakeloop.config import PROJECT_MARKER
+from tests.conftest import ROOT
+
+D1, D3 = dt.date(2026, 1, 1), dt.date(2026, 1, 3)
+AS_OF = D3 + dt.timedelta(days=60)  # every sale (5-45 days after listing) has happened
+_NETWORK_ERRORS = (
+    "NewConnectionError",
+    "Temporary failure in name resolution",
+    "No matching distribution found",
+    "Could not find a version that satisfies",
+    "Network is unreachable",
+)
+
+
+_MAVEN_OFFLINE = ("UnknownHostException", "Could not transfer artifact", "Network is unreachable")
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 600):
+    started = time.monotonic()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc.seconds = time.monotonic() - started  # type: ignore[attr-defined]
+    return proc
+
+
+def _ok(proc, what: str) -> str:
+    assert proc.returncode == 0, f"{what} exited {proc.returncode}:\n{proc.stderr[-4000:]}"
+    return proc.stdout
+
+
+def _build_wheel(tmp: Path) -> Path:
+    """The wheel of a copy of the checkout (the build never writes into the repository)."""
+    src = tmp / "src-copy"
+    src.mkdir()
+    archive = tmp / "src.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name in ("pyproject.toml", "README.md", "src", "conf", "expectations"):
+            tar.add(
+                ROOT / name,
+                arcname=name,
+                filter=lambda m: None if "__pycache__" in m.name or ".egg-info" in m.name else m,
+            )
+    with tarfile.open(archive) as tar:
+        tar.extractall(src, filter="tar")  # symlinks stay symlinks, as in the checkout
+    dist = tmp / "dist"
+    proc = _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+        + ["-w", str(dist), str(src)],
+        cwd=tmp,
+        env=os.environ.copy(),
+    )
+    _ok(proc, "pip wheel")
+    (wheel,) = dist.glob("lakeloop-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    return _build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+def test_wheel_carries_the_templates_and_poms_with_the_repository_content(wheel):
+    res = "lakeloop/resources/"
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        # the templates are the repository's own files (symlinked in the checkout): no drift
+        for packaged, original in (
+            ("project/conf/base/lakeloop.yaml", "conf/base/lakeloop.yaml"),
+            ("project/conf/test/lakeloop.yaml", "conf/test/lakeloop.yaml"),
+            ("examples/houses/conf/pipelines/houses.yaml", "conf/pipelines/houses.yaml"),
+            (
+                "examples/houses/expectations/houses/bronze_sales.json",
+                "expectations/houses/bronze_sales.json",
+            ),
+            ("maven/spark-jars/pom.xml", "infra/spark-jars/pom.xml"),
+            ("maven/kafka-broker/pom.xml", "infra/kafka/pom.xml"),
+            ("maven/settings.xml", "infra/maven-settings.xml"),
+            ("kafka/log4j2.properties", "infra/kafka/log4j2.properties"),
+        ):
+            assert z.read(res + packaged) == (ROOT / original).read_bytes(), packaged
+    assert res + "examples/blank/conf/pipelines/my_pipeline.yaml" in names
+    houses = {n.removeprefix(res + "examples/houses/") for n in names if "/houses/" in n}
+    suites = {f"expectations/houses/{p.name}" for p in (ROOT / "expectations/houses").iterdir()}
+    assert houses == {"README.md", "conf/pipelines/houses.yaml", *suites}  # only houses' own
+
+
+@pytest.fixture(scope="module")
+def fresh_venv(wheel, tmp_path_factory) -> Iterator[Path]:
+    """A new virtualenv with the built wheel and its dependencies, nothing else."""
+    if shutil.which("mvn") is None:
+        pytest.skip("Maven (mvn) is not installed: `lakeloop setup` cannot resolve the jars")
+    tmp = tmp_path_factory.mktemp("own-project")
+    venv = tmp / "venv"
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    _ok(_run([sys.executable, "-m", "venv", str(venv)], cwd=tmp, env=env), "venv")
+    proc = _run(
+        [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-compile", str(wheel)],
+        cwd=tmp,
+        env=env,
+        timeout=1200,
+    )
+    if proc.returncode != 0 and any(e in proc.stderr for e in _NETWORK_ERRORS):
+        pytest.skip(f"PyPI cannot be reached to install the wheel's dependencies: {proc.stderr}")
+    _ok(proc, "pip install <wheel>")
+    sys.stderr.write(f"\n[own project] pip install of the wheel + deps: {proc.seconds:.0f} s\n")
+    yield venv
+    shutil.rmtree(venv, ignore_errors=True)  # 1.5 GB; pytest keeps the last tmp folders
+
+
+@pytest.mark.slow
+@pytest.mark.kafka
+def test_a_project_of_ones_own_runs_from_the_wheel(fresh_venv, broker, tmp_path, spark):
+    venv_bin = fresh_venv / "bin"
+    assert (venv_bin / "lakeloop").exists()
+    cache = tmp_path / "jar-cache"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "PYTHONPATH", "LAKELOOP_HOME", "LAKELOOP_ENV")
+    }
+    env.update(PATH=f"{venv_bin}:{env['PATH']}", LAKELOOP_JARS_CACHE=str(cache))
+    lakeloop = str(venv_bin / "lakeloop")
+    timings: dict[str, float] = {}
+
+    def ll(*args: str, cwd: Path) -> str:
+        proc = _run([lakeloop, *args], cwd=cwd, env=env)
+        timings[" ".join(args[:2])] = timings.get(" ".join(args[:2]), 0) + proc.seconds
+        return _ok(proc, f"lakeloop {' '.join(args)}")
+
+    # init: the houses example into a folder outside the repository
+    project = tmp_path / "my-houses"
+    out = ll("init", str(project), "--example", "houses", cwd=tmp_path)
+    assert (project / PROJECT_MARKER).is_file() and "conf/pipelines/houses.yaml" in out
+    assert not (project / "pyproject.toml").exists() and not (project / ".jars").exists()
+    spec = project / "conf/pipelines/houses.yaml"
+    topic = f"test.own.{uuid.uuid4().hex[:10]}"  # the test broker is shared: a topic of its own
+    spec.write_text(spec.read_text().replace("topic: houses.sales", f"topic: {topic}"))
+    assert topic in spec.read_text()
+
+    # setup: jars resolved with the packaged poms into the (empty) user cache, once
+    resolving = _run([lakeloop, "setup"], cwd=project, env=env)
+    timings["setup"] = resolving.seconds
+    if resolving.returncode != 0 and any(e in resolving.stderr for e in _MAVEN_OFFLINE):
+        pytest.skip(f"Maven Central cannot be reached: {resolving.stderr[-2000:]}")
+    first = _ok(resolving, "lakeloop setup")
+    assert "resolved now" in first and str(cache) in first, first
+    assert sorted(p.name for p in cache.iterdir()) == ["4.1.1-4.4.0"]
+    again = ll("setup", cwd=project)
+    assert again.count("nothing to do") == 2 and "(up to date)" in again, again
+    defaults = fresh_venv / "lib/python3.11/site-packages/pyspark/conf/spark-defaults.conf"
+    assert str(cache / "4.1.1-4.4.0/spark") in defaults.read_text()
+
+    # the example, run from a folder inside the project (found by its marker), on the test
+    # broker: `demo` is the example's one-process run (generate -> ingest files + Kafka ->
+    # validate -> build_features -> build_training_set -> train -> predict, the same job code
+    # as `lakeloop run`); one job per process (11 JVM starts) took 14 min on the loaded
+    # 2-core machine; the per-job entry points are tested in test_job_entry_points). The broker is
+    # the shared test broker: its data_dir lets `demo`'s `kafka up` find it running.
+    inside = project / "conf"
+    test_broker = ("--set", f"kafka.broker.data_dir={broker.path(broker.kafka.broker.data_dir)}")
+    common = ("--pipeline", "houses", "--env", "test")
+    topics = ll("kafka", "create-topics", *common, cwd=inside)
+    assert f'"topic": "{topic}"' in topics and '"created"' in topics, topics
+    demo = ll(
+        "demo",
+        *("--days", "3", "--rows-per-day", "250", "--malformed", "0", "--start", str(D1)),
+        *("--env", "test", *test_broker),
+        cwd=inside,
+    )
+    assert f"lakehouse {project / '.lakehouse'}" in demo and "trained houses_price v1" in demo, demo
+    assert "champion houses_price v1" in demo, demo
+    # a job on its own, as a scheduler runs it: fast (no Spark), from the project's folder
+    checked = ll("spec", "check", "houses", "--env", "test", cwd=inside)
+    assert "OK" in checked, checked
+    sys.stderr.write(f"\n[own project] steps (s): { {k: round(v) for k, v in timings.items()} }\n")
+
+    # everything landed in the project: its lakehouse, its MLflow
+    lakehouse = project / ".lakehouse"
+    assert (project / ".mlflow/mlflow.db").is_file()
+    preds = delta_io.read(spark, str(lakehouse / "predictions/houses_listings"))
+    per_day = {
+        r["prediction_date"]: r["n"]
+        for r in preds.groupBy("prediction_date").agg(F.count("*").alias("n")).collect()
+    }
+    assert sorted(per_day) == [D1, D1 + dt.timedelta(days=1), D3] and min(per_day.values()) > 0
+    assert preds.where("prediction is null").count() == 0
+    assert {r["model_name"] for r in preds.select("model_name").distinct().collect()} == {
+        "houses_price"
+    }
+
+
+def test_init_refuses_a_folder_that_is_not_empty(tmp_path, caplog):
+    target = tmp_path / "taken"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    assert cli.main(["init", str(target), "--example", "blank"]) == 2
+    assert "is not empty" in caplog.text and "--force" in caplog.text
+    assert sorted(p.name for p in target.iterdir()) == ["notes.txt"]  # nothing written
+    assert cli.main(["init", str(target), "--example", "blank", "--force"]) == 0
+    assert (target / "notes.txt").read_text() == "mine"  # other files are left alone
+    assert (target / "conf/pipelines/my_pipeline.yaml").is_file()
+    assert (target / PROJECT_MARKER).is_file()
+
+
+def test_missing_jars_name_lakeloop_setup(tmp_path, monkeypatch, caplog):
+    """A project (LAKELOOP_HOME, no jars beside it) with an empty user cache: the job stops
+    before Spark starts, exit 2, naming the cache folder and `lakeloop setup`."""
+    project = tmp_path / "p"
+    assert cli.main(["init", str(project), "--example", "houses"]) == 0
+    monkeypatch.setenv("LAKELOOP_HOME", str(project))
+    monkeypatch.setenv("LAKELOOP_JARS_CACHE", str(tmp_path / "empty-cache"))
+    rc = cli.main(["run", "ingest_files", "--pipeline", "houses", "--date", "2026-01-01"])
+    assert rc == 2
+    assert "Spark jars missing in " + str(tmp_path / "empty-cache") in caplog.text
+    assert "Run `lakeloop setup`" in caplog.text
