@@ -11,7 +11,13 @@ import sys
 from pathlib import Path
 
 from lakeloop import logs
-from lakeloop.config import AppConfig, ConfigError, load_config, parse_set_pairs
+from lakeloop.config import (
+    AppConfig,
+    ConfigError,
+    add_config_arguments,
+    load_config,
+    parse_set_pairs,
+)
 from lakeloop.jobs.common import JobError
 from lakeloop.kafka_broker import BrokerError
 from lakeloop.kafka_io import TopicError
@@ -27,17 +33,6 @@ JOBS = (
     "train",
     "predict",
 )
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--env", default=None, help="config environment (conf/<env>/), default dev")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set spark.shuffle_partitions=2",
-    )
 
 
 def _cfg(args: argparse.Namespace):
@@ -275,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a job: lakeloop run <job> --pipeline P --date D")
     r.add_argument("job", choices=JOBS)
-    _common(r)
+    add_config_arguments(r)
 
     k = sub.add_parser(
         "kafka", help="the local single-node KRaft broker; create-topics: a spec's topics"
@@ -286,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="create-topics: the spec whose Kafka sources' topics to create (name or path)",
     )
-    _common(k)
+    add_config_arguments(k)
 
     g = sub.add_parser("generate", help="generate an example use case's data")
     g.add_argument("pipeline", choices=("houses", "deliveries"))
@@ -303,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=7)
     g.add_argument("--no-kafka", action="store_true", help="write files only")
     g.add_argument("--force", action="store_true", help="produce again days already produced")
-    _common(g)
+    add_config_arguments(g)
 
     t = sub.add_parser(
         "training-set",
@@ -312,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--pipeline", default="houses", help="conf/pipelines/<name>.yaml or a path")
     t.add_argument("--as-of", type=int, required=True, metavar="MODEL_VERSION")
     t.add_argument("--out", default=None, help="also write it as Parquet to this folder")
-    _common(t)
+    add_config_arguments(t)
 
     tb = sub.add_parser("table", help="a pipeline table's Delta history, restore and vacuum")
     actions = tb.add_subparsers(dest="action", required=True)
@@ -330,14 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     for a in (th, tr, tv):
         a.add_argument("--pipeline", default="houses", help="conf/pipelines/<name>.yaml or a path")
         a.add_argument("--table", required=True, metavar="KEY", help="a key of the spec's tables")
-        _common(a)
+        add_config_arguments(a)
 
     d = sub.add_parser("demo", help="the whole lifecycle on the embedded defaults")
     d.add_argument("--days", type=int, default=3)
     d.add_argument("--rows-per-day", type=int, default=400)
     d.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1))
     d.add_argument("--malformed", type=float, default=0.01)
-    _common(d)
+    add_config_arguments(d)
 
     i = sub.add_parser("init", help="create a project of your own: conf/, a spec, expectations/")
     i.add_argument("dir", type=Path, help="the new project's folder (created if missing)")

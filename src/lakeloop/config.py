@@ -10,6 +10,7 @@ run-log row, MLflow tag or report ever shows it.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import logging
 import os
@@ -351,3 +352,15 @@ def load_config(
         raise ConfigError(format_validation_error(e, origins, "configuration")) from None
     lakehouse = cfg.path(cfg.lakehouse_root).resolve()
     return cfg.model_copy(update={"lakehouse_root": lakehouse})
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """`--env` and `--set KEY=VALUE` (see `parse_set_pairs`) on a command that loads config."""
+    p.add_argument("--env", default=None, help="config environment (conf/<env>/), default dev")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set spark.shuffle_partitions=2",
+    )

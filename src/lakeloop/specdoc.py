@@ -34,7 +34,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
 from lakeloop import spec as spec_module
-from lakeloop.config import ConfigError, load_config, parse_set_pairs
+from lakeloop.config import ConfigError, add_config_arguments, load_config, parse_set_pairs
 from lakeloop.spec import PipelineSpec, load_pipeline
 
 log = logging.getLogger(__name__)
@@ -576,14 +576,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument(
         "paths", nargs="+", metavar="PATH", help="spec files (or names under conf/pipelines)"
     )
-    c.add_argument("--env", default=None, help="config environment (conf/<env>/), default dev")
-    c.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set lakehouse_root=/data/lh",
-    )
+    add_config_arguments(c)
 
 
 def check(paths: list[str], env: str | None = None, overrides: list[str] | None = None) -> int:
