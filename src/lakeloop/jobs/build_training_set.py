@@ -36,13 +36,13 @@ def label_events(silver: DataFrame, spec: PipelineSpec, date: dt.date) -> DataFr
     column the spec names that the label source lacks, or an expression Spark cannot resolve,
     is a SpecError naming the spec key."""
     label = spec.label
-    wanted = {
-        **{f"label.id ({c})": c for c in spec.label_ids},
-        **{f"entity_key ({c})": c for c in spec.entity_keys},
-        "label.event_time": spec.label_time_source,
-        **({"label.column": label.column} if label.column else {}),
-    }
-    unknown = [k for k, c in wanted.items() if c not in silver.columns]
+    wanted = [
+        *(("label.id", c) for c in spec.label_ids),
+        *(("entity_key", c) for c in spec.entity_keys),
+        ("label.event_time", spec.label_time_source),
+        *([("label.column", label.column)] if label.column else []),
+    ]
+    unknown = [f"{k} ({c})" for k, c in wanted if c not in silver.columns]
     if unknown:
         raise SpecError(
             f"{', '.join(unknown)}: no such column in the label source (it has: "
@@ -52,7 +52,7 @@ def label_events(silver: DataFrame, spec: PipelineSpec, date: dt.date) -> DataFr
     if label.expr:  # resolved first: a SpecError naming label.expr
         resolved_sql("label.expr", label.expr, silver.select)
     value = F.col(label.column) if label.column else F.expr(label.expr)
-    ids = list(dict.fromkeys([*spec.entity_keys, *spec.label_ids]))  # an id may be the key
+    ids = list(dict.fromkeys([*spec.label_ids, *spec.entity_keys]))  # an id may be the key
     return silver.where(local_date(time, spec.timezone) <= F.lit(date)).select(
         *ids,
         F.col(time).alias(spec.label_time_column),
