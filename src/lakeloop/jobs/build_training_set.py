@@ -31,7 +31,7 @@ JOB = "build_training_set"
 
 def label_events(silver: DataFrame, spec: PipelineSpec, date: dt.date) -> DataFrame:
     """The label rows whose local date (label time, in the pipeline's zone) is on or before
-    `date`: the entity key, the label id, the label time (`label_ts` when the label lives on
+    `date`, and those without a label time (their label is null): the entity key, the label id, the label time (`label_ts` when the label lives on
     the entity's table) and the label (`label.column` or `label.expr`) under its name. A
     column the spec names that the label source lacks, or an expression Spark cannot resolve,
     is a SpecError naming the spec key."""
@@ -53,10 +53,13 @@ def label_events(silver: DataFrame, spec: PipelineSpec, date: dt.date) -> DataFr
         resolved_sql("label.expr", label.expr, silver.select)
     value = F.col(label.column) if label.column else F.expr(label.expr)
     ids = list(dict.fromkeys([*spec.label_ids, *spec.entity_keys]))  # an id may be the key
-    return silver.where(local_date(time, spec.timezone) <= F.lit(date)).select(
+    # a row without a label time (e.g. not delivered yet) has no label yet: it counts as a
+    # null label (label.on_null), never silently out
+    dated = F.col(time).isNull() | (local_date(time, spec.timezone) <= F.lit(date))
+    return silver.where(dated).select(
         *ids,
         F.col(time).alias(spec.label_time_column),
-        value.alias(label.label_name),
+        F.when(F.col(time).isNotNull(), value).alias(label.label_name),
     )
 
 
