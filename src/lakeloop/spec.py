@@ -505,7 +505,8 @@ class LabelSpec(Strict):
     `event_time` other than the entity's timestamp) are left out of the feature table, so no
     feature can hold the answer.
 
-    A null label: `on_null: error` (the default) fails build_training_set naming how many and
+    A null label (or a row without a label time, e.g. not delivered yet): `on_null: error`
+    (the default) fails build_training_set naming how many and
     examples; `drop` leaves the row out, counted in the run log and the model report."""
 
     source: str  # key in `tables`
