@@ -414,16 +414,17 @@ class Lookup(Strict):
     then the last in its file). `entity_columns` are the entity's columns matched to `key` in
     order (default: the same names); they may be `features.columns`."""
 
-    name: str
+    name: str  # names the lookup in messages (features.lookups[<name>])
     table: str  # key in `tables`
-    key: Key
-    entity_columns: Key | None = None
-    time: str
+    key: Key  # the table's key column(s), e.g. station_id or [region, station]
+    entity_columns: Key | None = None  # the entity's columns matched to `key` (default: same)
+    time: str  # the table's time column (a timestamp), e.g. observed_at
     # the table's columns brought in: a list (same names) or feature name -> table column
     columns: (
         Annotated[list[str], Field(min_length=1)] | Annotated[dict[str, str], Field(min_length=1)]
     )
     tolerance: str  # e.g. 90m, 2h, 1d
+    # ties between rows of the same `time`: the largest wins (default: latest ingested)
     order_by: list[str] = Field(default_factory=lambda: ["_ingest_date", "_source_position"])
 
     _name = field_validator("name")(lambda cls, v: _ident(v, "lookup name"))
@@ -506,17 +507,18 @@ class LabelSpec(Strict):
     feature can hold the answer.
 
     A null label (or a row without a label time, e.g. not delivered yet): `on_null: error`
-    (the default) fails build_training_set naming how many and
-    examples; `drop` leaves the row out, counted in the run log and the model report."""
+    (the default) fails build_training_set naming how many and examples; `drop` leaves the
+    row out, counted in the run log and the model report."""
 
     source: str  # key in `tables`
     table: str  # key in `tables`: the training set written by build_training_set
-    column: str | None = None
-    expr: str | None = None
+    column: str | None = None  # the label source's column holding the label
+    expr: str | None = None  # or Spark SQL over the label source's columns
     name: str | None = None  # the label's column in the training set (default: column / label)
+    # the label time (default on the entity's table: features.timestamp)
     event_time: str | None = None
     id: Key | None = None  # the label row's own key (e.g. sale_id)
-    on_null: Literal["drop", "error"] = "error"
+    on_null: Literal["drop", "error"] = "error"  # a null label fails the run, or is left out
     lookback_days: int = Field(365, ge=1)
 
     @model_validator(mode="after")
