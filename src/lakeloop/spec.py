@@ -77,6 +77,15 @@ def key_columns(key: str | list[str]) -> list[str]:
     return [key] if isinstance(key, str) else list(key)
 
 
+class Keyed(Strict):
+    """A model whose `key` field (a `Key`: one column or several) its subclass declares where
+    it belongs among its fields; `key_columns` lists the columns."""
+
+    @property
+    def key_columns(self) -> list[str]:
+        return key_columns(self.key)  # type: ignore[attr-defined]
+
+
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -268,7 +277,7 @@ class OutlierRule(Strict):
     action: Literal["clip", "flag"] = "flag"
 
 
-class Dedup(Strict):
+class Dedup(Keyed):
     """Keep the latest row per key across the whole silver table (not just the run's date):
     ordered by `_ingest_date` first (unless `order_by` names it, then where it stands), then
     `order_by`, descending. The others go to quarantine of their own date as superseded,
@@ -277,10 +286,6 @@ class Dedup(Strict):
 
     key: Key
     order_by: list[str] = Field(min_length=1)
-
-    @property
-    def key_columns(self) -> list[str]:
-        return key_columns(self.key)
 
 
 class CleaningSpec(Strict):
@@ -366,7 +371,7 @@ class ValidationSpec(Strict):
         return v
 
 
-class AggregateJoin(Strict):
+class AggregateJoin(Keyed):
     """Enrich each of the aggregate's source events with `columns` of another table, joined on
     `key` as of the event: of that table's rows for the key with `time` <= the event's time,
     the latest by (`time`, *`order_by`) — e.g. a sale gets its listing's sqft as listed before
@@ -380,12 +385,8 @@ class AggregateJoin(Strict):
     time: str  # the table's event time, e.g. listed_at
     order_by: list[str] = Field(default_factory=lambda: ["_ingest_date", "_source_position"])
 
-    @property
-    def key_columns(self) -> list[str]:
-        return key_columns(self.key)
 
-
-class WindowAggregate(Strict):
+class WindowAggregate(Keyed):
     """A feature aggregated per `key` over the `window_days` before each entity's timestamp,
     from another (silver) table: e.g. the 90-day median sale price per zipcode."""
 
@@ -400,12 +401,8 @@ class WindowAggregate(Strict):
 
     _name = field_validator("name")(lambda cls, v: _ident(v, "feature name"))
 
-    @property
-    def key_columns(self) -> list[str]:
-        return key_columns(self.key)
 
-
-class Lookup(Strict):
+class Lookup(Keyed):
     """An as-of lookup feature: each entity row gets `columns` of the latest row of another
     (silver) table with the same key whose `time` is at or before the entity's timestamp and
     at most `tolerance` older (e.g. the latest hourly reading of the entity's station, at most
@@ -441,10 +438,6 @@ class Lookup(Strict):
                 f"entity_columns {self.entity_columns} must match key {self.key} column for column"
             )
         return self
-
-    @property
-    def key_columns(self) -> list[str]:
-        return key_columns(self.key)
 
     @property
     def entity_key_columns(self) -> list[str]:

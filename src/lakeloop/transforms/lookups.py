@@ -13,21 +13,18 @@ from __future__ import annotations
 import logging
 
 from pyspark.sql import DataFrame
-from pyspark.sql import types as T
 
 from lakeloop.config import SpecError
 from lakeloop.spec import Lookup
 from lakeloop.transforms.features import require_columns
-from lakeloop.transforms.training import as_of_join, matched_keys
+from lakeloop.transforms.training import TIMESTAMP_TYPES, as_of_join, matched_keys
 
 log = logging.getLogger(__name__)
-
-_TIMESTAMPS = (T.TimestampType, T.TimestampNTZType)
 
 
 def _require_timestamp(df: DataFrame, column: str, key: str, what: str) -> None:
     dtype = df.schema[column].dataType
-    if not isinstance(dtype, _TIMESTAMPS):
+    if not isinstance(dtype, TIMESTAMP_TYPES):
         raise SpecError(
             f"{key}: column {column!r} of {what} must be a timestamp, not "
             f"{dtype.simpleString()} (declare it `type: timestamp` in the table's schema, or "

@@ -28,7 +28,7 @@ _KIND = "__pit_kind"  # 0: a right row, 1: a left row (so a right row at the lef
 _ORDER = "__pit_order"
 _LEFT = "__pit_left"
 _RIGHT = "__pit_right"
-_TIMESTAMPS = (T.TimestampType, T.TimestampNTZType)
+TIMESTAMP_TYPES = (T.TimestampType, T.TimestampNTZType)
 
 
 def _require(df: DataFrame, columns: list[str], what: str) -> None:
@@ -39,7 +39,7 @@ def _require(df: DataFrame, columns: list[str], what: str) -> None:
 
 def _require_timestamp(df: DataFrame, column: str, what: str) -> None:
     dtype = df.schema[column].dataType
-    if not isinstance(dtype, _TIMESTAMPS):
+    if not isinstance(dtype, TIMESTAMP_TYPES):
         raise ValueError(
             f"{what}: column {column!r} must be a timestamp, not {dtype.simpleString()} "
             "(cast it first)"
