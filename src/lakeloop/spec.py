@@ -530,6 +530,15 @@ class LabelSpec(Strict):
 
 Scalar = str | int | float | bool
 
+# the monitor's tables (keys in `tables`; defaults `metrics.<pipeline>_<kind>`), as in
+# lakeloop.monitoring.tables
+METRICS_TABLES = (
+    "metrics_reference",
+    "metrics_drift",
+    "metrics_quality",
+    "metrics_data_quality",
+    "metrics_decisions",
+)
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 CLASSIFICATION_METRICS = ("auc", "accuracy", "precision", "recall", "f1")
 LOWER_IS_BETTER = frozenset({"rmse", "mae"})
@@ -682,6 +691,70 @@ class ModelSpec(Strict):
         return self.estimator.type in ("linear_regression", "logistic_regression")
 
 
+class MonitoringSpec(Strict):
+    """monitor: the day's scored entities against the champion's reference profile (its
+    training set at the logged Delta version, profiled when it was trained): PSI per feature
+    over the reference's decile buckets (categories: their frequencies, unseen ones in a bucket
+    of their own), KS D and Wasserstein distance for numeric features, prediction drift, model
+    quality from the labels matured since, and the data-quality trend. Results go to the
+    `metrics_*` tables (default `metrics.<pipeline>_drift`, `_quality`, `_data_quality`,
+    `_decisions`, `_reference`), replaced per run date."""
+
+    features: list[str] | None = Field(
+        None, description="features to watch for drift (default: all the model's features)"
+    )
+    psi_threshold: float = Field(
+        0.2, gt=0, description="a feature whose PSI is above this has drifted"
+    )
+    quality_days: int = Field(
+        60,
+        ge=1,
+        description="prediction dates up to this many days before the run date whose quality "
+        "is recomputed from the labels matured by the run date",
+    )
+    trend_days: int = Field(30, ge=1, description="days of validate runs in the data-quality trend")
+
+
+class DriftRule(Strict):
+    """Retrain when PSI is above `psi` for any of `features` in at least `runs` of the last
+    `of_last` monitor runs."""
+
+    features: list[str] | None = None  # default: monitoring.features
+    psi: float | None = Field(None, gt=0)  # default: monitoring.psi_threshold
+    runs: int = Field(2, ge=1)
+    of_last: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _window(self) -> DriftRule:
+        if self.runs > self.of_last:
+            raise ValueError(f"runs ({self.runs}) cannot exceed of_last ({self.of_last})")
+        return self
+
+
+class QualityRule(Strict):
+    """Retrain when the champion's `metric` on matured labels (all its prediction dates within
+    monitoring.quality_days, pooled) is worse than its own test score by more than `margin`
+    (relative: 0.1 = 10% worse), once at least `min_labels` labels have matured."""
+
+    metric: str | None = None  # default: model.promotion.metric
+    margin: float = Field(0.1, ge=0)
+    min_labels: int = Field(30, ge=1)
+
+
+class RetrainSpec(Strict):
+    """The retrain policy: each monitor run writes one decision row (`retrain_recommended`,
+    the rule that fired, the numbers behind it) that orchestration turns into a training run.
+    Rules are checked in order drift, quality, new_labels; none fires within `cooldown_days`
+    after the last training run."""
+
+    drift: DriftRule | None = DriftRule()
+    quality: QualityRule | None = QualityRule()
+    new_labels: int | None = Field(
+        None, ge=1, description="retrain once at least this many labels arrived since training"
+    )
+    cooldown_days: int = Field(7, ge=0)
+
+
 class Sources(Strict):
     """Where the data comes from: file sources and Kafka sources."""
 
@@ -707,13 +780,31 @@ class PipelineSpec(Strict):
     features: FeaturesSpec | None = None
     label: LabelSpec | None = None
     model: ModelSpec | None = None
-    # Placeholders for the later stages; their own schemas arrive with those stages.
+    monitoring: MonitoringSpec | None = None  # default (with a model): MonitoringSpec()
+    retrain: RetrainSpec | None = None  # default (with a model): RetrainSpec()
+    # Placeholder for the orchestration stage; its schema arrives with that stage.
     schedule: dict[str, Any] | None = None
-    monitoring: dict[str, Any] | None = None
-    retrain: dict[str, Any] | None = None
 
     _name = field_validator("name", "entity")(lambda cls, v: _ident(v))
     _timezone = field_validator("timezone")(lambda cls, v: check_zone(v))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _monitoring_defaults(cls, data: Any) -> Any:
+        """With a model: the metrics tables default to `metrics.<name>_<kind>`, and monitoring
+        and the retrain policy to their defaults."""
+        if not isinstance(data, dict) or not data.get("model") or not data.get("name"):
+            return data
+        data = dict(data)
+        tables = dict(data.get("tables") or {})
+        for key in METRICS_TABLES:
+            tables.setdefault(key, f"metrics.{data['name']}_{key.removeprefix('metrics_')}")
+        data["tables"] = tables
+        if data.get("monitoring") is None:
+            data["monitoring"] = {}
+        if data.get("retrain") is None:
+            data["retrain"] = {}
+        return data
 
     @field_validator("tables")
     @classmethod
@@ -762,6 +853,30 @@ class PipelineSpec(Strict):
         names = [s.name for s in self.sources.files] + [s.name for s in self.sources.kafka]
         if len(names) != len(set(names)):
             raise ValueError(f"source names must be unique, got {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _monitored_features(self) -> PipelineSpec:
+        """monitoring.features and retrain.drift.features are model features; the quality
+        rule's metric is one of the task's."""
+        if self.model is None:
+            if self.monitoring is not None or self.retrain is not None:
+                raise ValueError("monitoring and retrain need a `model` to monitor")
+            return self
+        known = [*self.model.features.numeric, *self.model.features.categorical]
+        lists = [("monitoring.features", self.monitoring.features)]
+        if self.retrain.drift:
+            lists.append(("retrain.drift.features", self.retrain.drift.features))
+        for where, cols in lists:
+            unknown = [c for c in cols or [] if c not in known]
+            if unknown:
+                raise ValueError(f"{where}: {unknown} are not model features {known}")
+        q = self.retrain.quality
+        if q and q.metric and q.metric not in self.model.metrics:
+            raise ValueError(
+                f"retrain.quality.metric: {q.metric!r} is not a {self.model.task} metric "
+                f"{self.model.metrics}"
+            )
         return self
 
     @model_validator(mode="after")

@@ -238,6 +238,29 @@ thresholds: {r2: {min: 0.95}, rmse: {max: 40000}}
     "Bound": """\
 min: 0.95
 """,
+    "MonitoringSpec": """\
+features: [sqft, bedrooms, zipcode]   # default: every model feature
+psi_threshold: 0.2
+quality_days: 60    # prediction dates whose quality is recomputed as labels mature
+trend_days: 30
+""",
+    "RetrainSpec": """\
+drift: {psi: 0.25, runs: 2, of_last: 3}
+quality: {metric: rmse, margin: 0.1, min_labels: 50}
+new_labels: 5000
+cooldown_days: 7
+""",
+    "DriftRule": """\
+features: [sqft]
+psi: 0.25
+runs: 2
+of_last: 3
+""",
+    "QualityRule": """\
+metric: rmse
+margin: 0.1         # 10% worse than the champion's own test score
+min_labels: 50
+""",
 }
 
 
