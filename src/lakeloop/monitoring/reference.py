@@ -1,0 +1,131 @@
+"""The champion's reference profile: what the monitor compares each day against.
+
+Written when `train` registers a model: the profile of every model feature over the model's
+training set (the rows it learned from, at the Delta version logged with the model) and of its
+predictions on the held-out test window (prediction drift's reference) — as rows of the
+`metrics_reference` table (replaced per model version) and as the MLflow artifact
+`reference_profile.json` on the model's run. A model registered before profiles existed gets
+its profile from its logged training set the first time the monitor needs it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakeloop import delta_io
+from lakeloop.ml import tracking
+from lakeloop.ml.pipeline import PREDICTION, PROBABILITY
+from lakeloop.monitoring import drift
+from lakeloop.monitoring.tables import REFERENCE
+from lakeloop.spec import ModelSpec, Pipeline
+
+log = logging.getLogger(__name__)
+
+FEATURES, PREDICTIONS = "features", "prediction"
+SCORE = "prediction"  # the prediction profile's one feature: the prediction or P(positive)
+ARTIFACT = "reference_profile.json"
+
+HEADER = T.StructType(
+    [
+        T.StructField("model_name", T.StringType(), False),
+        T.StructField("model_version", T.IntegerType(), False),
+        T.StructField("model_run_id", T.StringType(), False),
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("training_set_version", T.LongType(), True),
+        T.StructField("role", T.StringType(), False),  # features | prediction
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Reference:
+    features: dict[str, drift.FeatureProfile]
+    prediction: drift.FeatureProfile
+
+
+def reference_schema() -> T.StructType:
+    return T.StructType([*HEADER.fields, *drift.PROFILE_SCHEMA.fields])
+
+
+def scores(scored: DataFrame, m: ModelSpec, column: str | None = None) -> DataFrame:
+    """One column SCORE: what the prediction drift compares: the prediction of a regressor,
+    P(positive) of a classifier. `column`: a plain double column already holding it (the
+    predictions table's); default: MLlib's output (PREDICTION / the PROBABILITY vector)."""
+    if column:
+        return scored.select(F.col(column).cast("double").alias(SCORE))
+    if m.task == "classification":
+        return scored.select(vector_to_array(PROBABILITY)[1].alias(SCORE))
+    return scored.select(F.col(PREDICTION).cast("double").alias(SCORE))
+
+
+def profile(rows: DataFrame, scored_test: DataFrame, m: ModelSpec) -> Reference:
+    """The profiles of the model's features over its training rows, and of its scores on the
+    test window."""
+    features = drift.profile(rows, list(m.features.numeric), list(m.features.categorical))
+    prediction = drift.profile(scores(scored_test, m), [SCORE], [])[SCORE]
+    return Reference(features, prediction)
+
+
+def record(
+    spark: SparkSession,
+    pipeline: Pipeline,
+    ref: tracking.ModelRef,
+    reference: Reference,
+    run_id: str,
+    training_set_version: int | None,
+) -> None:
+    """Write `reference` as the rows of model version `ref.version` in metrics_reference
+    (replacing any earlier profile of that version) and as the MLflow artifact."""
+    head = (ref.name, ref.version, ref.run_id, run_id, training_set_version)
+    rows = [(*head, FEATURES, *r) for r in drift.profile_rows(reference.features)]
+    rows += [(*head, PREDICTIONS, *r) for r in drift.profile_rows({SCORE: reference.prediction})]
+    df = spark.createDataFrame(rows, reference_schema())
+    path = pipeline.table_path(REFERENCE)
+    delta_io.replace_partition(
+        df, path, "model_version", str(ref.version), run_id, partition_by="model_version"
+    )
+    client = tracking.configure(pipeline.cfg)
+    client.log_dict(
+        ref.run_id,
+        {
+            FEATURES: drift.to_json(reference.features),
+            PREDICTIONS: drift.to_json({SCORE: reference.prediction}),
+        },
+        ARTIFACT,
+    )
+    log.info(
+        "reference profile of %s v%d: %d features -> %s",
+        ref.name,
+        ref.version,
+        len(reference.features),
+        pipeline.spec.table(REFERENCE),
+    )
+
+
+def load(spark: SparkSession, pipeline: Pipeline, ref: tracking.ModelRef) -> Reference | None:
+    """The stored profile of model version `ref` (None when it has none)."""
+    path = pipeline.table_path(REFERENCE)
+    if delta_io.version(spark, path) is None:
+        return None
+    rows = (
+        delta_io.read(spark, path)
+        .where((F.col("model_name") == ref.name) & (F.col("model_version") == ref.version))
+        .collect()  # one small row per feature
+    )
+    if not rows:
+        return None
+    fields = drift.PROFILE_SCHEMA.fieldNames()
+
+    def of(role: str) -> dict[str, drift.FeatureProfile]:
+        picked = [tuple(r[f] for f in fields) for r in rows if r["role"] == role]
+        return drift.profiles_from_rows(picked)
+
+    predictions = of(PREDICTIONS)
+    if SCORE not in predictions:
+        return None
+    return Reference(of(FEATURES), predictions[SCORE])
