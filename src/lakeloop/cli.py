@@ -32,6 +32,7 @@ JOBS = (
     "build_training_set",
     "train",
     "predict",
+    "monitor",
 )
 
 
