@@ -42,6 +42,11 @@ ZIP_EFFECT = {f"98{100 + i:03d}": (i - 10) * 9_000.0 for i in range(20)}
 CONDITION_EFFECT = {"poor": -25_000.0, "fair": -8_000.0, "good": 0.0, "excellent": 30_000.0}
 NOISE_SD = 15_000.0
 DRIFT_PRICE_FACTOR = 1.25
+# --drift-after: listings after that date are DRIFT_SQFT larger (the covariate shift the monitor
+# must flag on sqft alone: bedrooms and bathrooms follow the undrifted size) and sell for
+# DRIFT_PRICE_FACTOR times their price (the concept shift that late labels reveal)
+DRIFT_SQFT = 300
+SALE_DAYS = (5, 45)  # a listing sells (60% do) this many days after it was listed
 # backlog sales fall in the 30 days before the first day: inside every 90-day window of the
 # first days, and none dated more than a month back (a run date before that has no labels)
 HISTORY_DAYS = 30
@@ -99,7 +104,8 @@ def _listing(
 ) -> dict[str, Any]:
     """A listing listed at a random time of `day` in the pipeline's zone (so a day's file holds
     that local day's listings, some of them on the next UTC date)."""
-    sqft = int(rng.gauss(2100 if drifted else 1800, 500))
+    size = int(rng.gauss(1800, 500))
+    sqft = size + (DRIFT_SQFT if drifted else 0)
     start = _midnight(day, zone)
     if start.tzinfo is None:
         listed = start + dt.timedelta(seconds=rng.randrange(86_400))
@@ -108,7 +114,7 @@ def _listing(
         length = _midnight(day + dt.timedelta(days=1), zone).astimezone(dt.UTC) - utc
         seconds = rng.randrange(int(length.total_seconds()))
         listed = (utc + dt.timedelta(seconds=seconds)).astimezone(start.tzinfo)
-    bedrooms = max(1, min(6, round(sqft / 600 + rng.gauss(0, 0.7))))
+    bedrooms = max(1, min(6, round(size / 600 + rng.gauss(0, 0.7))))
     return {
         "listing_id": f"L{day:%Y%m%d}-{i:06d}",
         "listed_at": _stamp(listed),
@@ -202,12 +208,18 @@ def _sale(
     }
 
 
-def _sales(rng: random.Random, rows: list[dict[str, Any]], drifted: bool) -> list[dict[str, Any]]:
+def _sales(
+    rng: random.Random,
+    rows: list[dict[str, Any]],
+    drifted: bool,
+    sale_days: tuple[int, int] = SALE_DAYS,
+) -> list[dict[str, Any]]:
     sales = []
     for row in rows:
         if rng.random() < 0.6:
             listed = dt.datetime.fromisoformat(row["listed_at"])
-            sold = listed + dt.timedelta(days=rng.randint(5, 45), seconds=rng.randrange(86_400))
+            days = rng.randint(*sale_days)
+            sold = listed + dt.timedelta(days=days, seconds=rng.randrange(86_400))
             sales.append(_sale(rng, row, sold, drifted))
     return sales
 
@@ -261,6 +273,7 @@ def generate_day(
     drifted: bool = False,
     seed: int = 7,
     history: int = 0,
+    sale_days: tuple[int, int] = SALE_DAYS,
 ) -> tuple[dict[str, int], list]:
     """Write one day's listing files; return the manifest counts and the encoded sale events.
     `history` > 0 adds that many past sales and their listings (see the module docstring)."""
@@ -313,7 +326,7 @@ def generate_day(
             malformed,
             counts,
         )
-    sales = _sales(rng, listings, drifted)
+    sales = _sales(rng, listings, drifted, sale_days)
     for src in sources.values():  # a re-run without history leaves no stale backlog file
         _file_path(pipeline, src, day, "history").unlink(missing_ok=True)
     if history:
@@ -371,6 +384,7 @@ def generate(
     produce: bool = True,
     force: bool = False,
     history: int | None = None,
+    sale_days: tuple[int, int] = SALE_DAYS,
 ) -> dict[str, Any]:
     """Write `days` days of listing files from `start` and produce their sales. `history`
     past sales (default: `rows_per_day` when sales are produced, else 0) come with the first
@@ -381,6 +395,8 @@ def generate(
         history = rows_per_day if produce and pipeline.spec.sources.kafka else 0
     if history < 0:
         raise ValueError(f"history must be >= 0, got {history}")
+    if not 0 <= sale_days[0] <= sale_days[1]:
+        raise ValueError(f"sale days {sale_days[0]}-{sale_days[1]}: need 0 <= first <= last")
     if not 0.0 <= malformed < 1.0:
         raise ValueError(f"--malformed must be in [0, 1), got {malformed}")
     landing = pipeline.root / "landing" / pipeline.name
@@ -390,7 +406,14 @@ def generate(
         day = start + dt.timedelta(days=n)
         drifted = drift_after is not None and day > drift_after
         counts, messages = generate_day(
-            pipeline, day, rows_per_day, malformed, drifted, seed, history if n == 0 else 0
+            pipeline,
+            day,
+            rows_per_day,
+            malformed,
+            drifted,
+            seed,
+            history if n == 0 else 0,
+            sale_days,
         )
         marker = landing / "_produced" / f"date={day.isoformat()}"
         counts["produced"] = 0

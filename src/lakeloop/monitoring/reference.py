@@ -4,11 +4,13 @@ Written when `train` registers a model: the profile of every model feature over 
 training set (the rows it learned from, at the Delta version logged with the model) and of its
 predictions on the held-out test window (prediction drift's reference) — as rows of the
 `metrics_reference` table (replaced per model version) and as the MLflow artifact
-`reference_profile.json` on the model's run. A model registered before profiles existed gets
-its profile from its logged training set the first time the monitor needs it."""
+`reference_profile.json` on the model's run. A champion registered before profiles existed has
+none: the monitor then says to retrain it (the profile is of the rows it learned from, which
+only train knows for sure)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -90,14 +92,11 @@ def record(
         df, path, "model_version", str(ref.version), run_id, partition_by="model_version"
     )
     client = tracking.configure(pipeline.cfg)
-    client.log_dict(
-        ref.run_id,
-        {
-            FEATURES: drift.to_json(reference.features),
-            PREDICTIONS: drift.to_json({SCORE: reference.prediction}),
-        },
-        ARTIFACT,
-    )
+    artifact = {
+        FEATURES: json.loads(drift.to_json(reference.features)),
+        PREDICTIONS: json.loads(drift.to_json({SCORE: reference.prediction})),
+    }
+    client.log_text(ref.run_id, json.dumps(artifact, indent=1), ARTIFACT)
     log.info(
         "reference profile of %s v%d: %d features -> %s",
         ref.name,

@@ -1,0 +1,217 @@
+"""monitor end to end on the houses pipeline (New York time, real Kafka): a champion trained on
+the backlog of past sales, four days of listings of which the last three are drifted by the
+generator (sqft +300), then: drift fires for sqft and for no other watched feature, the retrain
+policy waits out its cooldown and then recommends, a re-run of a date gives identical metric
+rows, and late sales change the quality of exactly the prediction date they answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import uuid
+
+import pytest
+from pyspark.sql import functions as F
+
+from lakeloop import delta_io
+from lakeloop.config import load_config
+from lakeloop.generate import houses as gen
+from lakeloop.jobs import (
+    build_features,
+    build_training_set,
+    ingest_files,
+    ingest_kafka,
+    monitor,
+    predict,
+    train,
+    validate,
+)
+from lakeloop.jobs.common import JobError
+from lakeloop.monitoring.tables import DATA_QUALITY, DECISIONS, DRIFT, QUALITY
+from tests.conftest import ROOT, spec_variant
+
+ZONE = "America/New_York"
+D1 = dt.date(2026, 2, 2)
+DAYS = [D1 + dt.timedelta(days=i) for i in range(4)]  # D1 clean, then three drifted days
+D4 = DAYS[-1]
+WATCHED = [
+    "sqft",
+    "bedrooms",
+    "bathrooms",
+    "age_years",
+    "lot_sqft",
+    "has_garage",
+    "zipcode",
+    "condition",
+]
+
+
+@pytest.fixture(scope="module")
+def lifecycle(spark, broker, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("monitor")
+    cfg = load_config(
+        "test",
+        {
+            "lakehouse_root": str(tmp / "lakehouse"),
+            "mlflow": {
+                "tracking_uri": f"sqlite:///{tmp}/mlflow.db",
+                "artifact_root": str(tmp / "art"),
+            },
+        },
+        project_root=ROOT,
+    )
+    topic = f"test.sales.{uuid.uuid4().hex[:10]}"
+
+    def edit(d):
+        d["sources"]["kafka"][0].update(topic=topic)
+        d["timezone"] = ZONE
+        # ~1000 backlog sales to learn from; a small test window
+        d["model"]["test_days"] = 7
+        d["model"]["tuning"]["folds"] = 2
+
+    p, _ = spec_variant(cfg, tmp, edit)
+    gen.generate(p, start=D1, days=4, rows_per_day=300, drift_after=D1, history=1000)
+    for d in DAYS:
+        ingest_files.run(spark, p, d)
+    ingest_kafka.run(spark, p, D4)
+    for d in DAYS:
+        validate.run(spark, p, d)
+    build_features.backfill(spark, p, D1, D4)
+    build_training_set.run(spark, p, D1)
+    trained = train.run(spark, p, D1)
+    assert trained.details["decision"] == "promoted", trained.details
+    runs = {}
+    for d in DAYS:
+        predict.run(spark, p, d)
+        runs[d] = monitor.run(spark, p, d)
+    return p, runs
+
+
+def _table(spark, p, key):
+    return delta_io.read(spark, p.table_path(key))
+
+
+def test_drift_fires_for_the_drifted_feature_only(spark, lifecycle):
+    p, _ = lifecycle
+    rows = _table(spark, p, DRIFT).collect()
+    by = {(r.run_date, r.feature): r for r in rows}
+    assert {f for (d, f) in by if d == D1} == {*WATCHED, "prediction"}
+    for d in DAYS:
+        for f in WATCHED:
+            r = by[(d, f)]
+            should = f == "sqft" and d > D1
+            assert r.drifted == should, (d, f, r.psi)
+            assert r.threshold == 0.2 and r.rows_current == 300
+            assert len(r.bins) == len(r.reference_counts) == len(r.current_counts)
+        assert by[(d, "sqft")].ks is not None and by[(d, "zipcode")].jensen_shannon is not None
+    assert by[(D1, "sqft")].psi < 0.1 and by[(DAYS[1], "sqft")].psi > 3 * by[(D1, "sqft")].psi
+    # the predictions follow the bigger houses: their drift rises too
+    assert by[(DAYS[1], "prediction")].psi > 2 * by[(D1, "prediction")].psi
+    assert by[(D1, "prediction")].kind == "prediction"
+    assert {r.model_version for r in rows} == {1} and len({r.run_id for r in rows}) == 4
+
+
+def test_policy_waits_for_its_rule_and_for_the_cooldown(spark, lifecycle):
+    p, runs = lifecycle
+    got = {r.run_date: r for r in _table(spark, p, DECISIONS).collect()}
+    # trained on D1, cooldown 3 days; drift needs 2 of the last 3 runs over 0.2
+    assert (got[DAYS[0]].rule, got[DAYS[0]].retrain_recommended) == ("none", False)
+    assert (got[DAYS[1]].rule, got[DAYS[1]].retrain_recommended) == ("none", False)
+    assert (got[DAYS[2]].rule, got[DAYS[2]].in_cooldown) == ("drift", True)
+    assert not got[DAYS[2]].retrain_recommended and "cooldown 3 days" in got[DAYS[2]].reason
+    assert (got[D4].rule, got[D4].retrain_recommended, got[D4].in_cooldown) == (
+        "drift",
+        True,
+        False,
+    )
+    evidence = json.loads(got[D4].evidence)
+    assert evidence["drift"]["runs_over"] == 3 and evidence["cooldown"]["days_since"] == 3
+    assert got[D4].last_trained == D1
+    assert runs[D4].details["retrain_recommended"] == "true"
+    assert "sqft" in runs[D4].details["drifted"]
+
+
+def test_data_quality_trend_has_a_row_per_table_and_day(spark, lifecycle):
+    p, _ = lifecycle
+    rows = _table(spark, p, DATA_QUALITY).where(F.col("run_date") == D4).collect()
+    listings = {r.data_date: r for r in rows if r.table == p.spec.table("silver_listings")}
+    assert set(listings) == set(DAYS)
+    r = listings[D1]
+    assert r.rows_in == r.silver_rows + r.quarantined and r.rows_in >= 1300
+    assert r.pass_rate == pytest.approx(r.silver_rows / r.rows_in)
+    assert r.validate_run_id and r.model_version == 1
+
+
+def _metric_rows(spark, p, key, date):
+    cols = [c for c in _table(spark, p, key).columns if c != "run_id"]
+    return sorted(
+        tuple(json.dumps(v, default=str) for v in r)
+        for r in _table(spark, p, key).where(F.col("run_date") == date).select(*cols).collect()
+    )
+
+
+def test_a_rerun_gives_identical_metric_rows(spark, lifecycle):
+    p, _ = lifecycle
+    before = {k: _metric_rows(spark, p, k, D4) for k in (DRIFT, QUALITY, DATA_QUALITY, DECISIONS)}
+    others = _metric_rows(spark, p, DRIFT, DAYS[2])
+    again = monitor.run(spark, p, D4)
+    for key, rows in before.items():
+        assert _metric_rows(spark, p, key, D4) == rows, key
+    assert _metric_rows(spark, p, DRIFT, DAYS[2]) == others  # other dates untouched
+    assert {r.run_id for r in _table(spark, p, DRIFT).where(F.col("run_date") == D4).collect()} == {
+        again.run_id
+    }
+
+
+def test_late_labels_change_the_quality_of_their_prediction_date_only(spark, lifecycle):
+    p, _ = lifecycle
+    quality = lambda: {  # noqa: E731
+        (r.prediction_date, r.metric): r
+        for r in _table(spark, p, QUALITY)
+        .where((F.col("run_date") == D4) & (F.col("role") == "champion"))
+        .collect()
+    }
+    before = quality()
+    assert before[(D1, "rmse")].matured_labels == 0 and before[(D1, "rmse")].value is None
+    # sales of 60 of D1's listings land, sold two days after D1 (New York time)
+    listings = (
+        delta_io.read(spark, p.table_path("silver_listings"))
+        .where(F.col("_ingest_date") == D1)
+        .where(~F.col("listing_id").contains("-5"))  # not the backlog's
+        .orderBy("listing_id")
+        .limit(60)
+        .collect()
+    )
+    rng = random.Random(3)
+    sold = dt.datetime(2026, 2, 4, 15, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    messages = []
+    for r in listings:
+        attrs = r.asDict()
+        price = gen.true_price(attrs) + rng.gauss(0, gen.NOISE_SD)
+        sale = {
+            "sale_id": f"LATE-{r.listing_id}",
+            "listing_id": r.listing_id,
+            "zipcode": r.zipcode,
+            "sale_price": round(price, 2),
+            "sold_at": sold.isoformat(),
+        }
+        messages.append((r.listing_id.encode(), json.dumps(sale).encode()))
+    gen.produce_sales(p, messages)
+    ingest_kafka.run(spark, p, D4)
+    validate.run(spark, p, D4)
+    monitor.run(spark, p, D4)
+    after = quality()
+    rmse = after[(D1, "rmse")]
+    assert rmse.matured_labels == 60 and 5_000 < rmse.value < 40_000
+    assert rmse.label_version > before[(D1, "rmse")].label_version
+    assert rmse.test_value is not None
+    for d in DAYS[1:]:  # the other prediction dates are what they were
+        assert after[(d, "rmse")].matured_labels == before[(d, "rmse")].matured_labels == 0
+        assert after[(d, "rmse")].value is None
+
+
+def test_monitor_without_predictions_for_the_date_says_what_to_run(spark, lifecycle):
+    p, _ = lifecycle
+    with pytest.raises(JobError, match="run predict for 2026-02-10 first"):
+        monitor.run(spark, p, dt.date(2026, 2, 10))
