@@ -37,6 +37,7 @@ from lakeloop.jobs import (
     validate,
 )
 from lakeloop.ml import tracking
+from lakeloop.reports import markdown
 from lakeloop.session import build_spark
 from lakeloop.spec import Pipeline, load_pipeline
 
@@ -60,39 +61,9 @@ def table_counts(spark: SparkSession, pipeline: Pipeline) -> dict[str, dict[str,
 
 
 def ingest_report(spark: SparkSession, pipeline: Pipeline, counts: dict, summary: dict) -> str:
+    """The ingest report (reports/markdown.py) with the run log's 20 latest runs."""
     runs = runlog.runs(spark, pipeline).orderBy(F.col("started_at").desc()).limit(20).collect()
-    lines = [
-        f"# lakeloop ingest report: {pipeline.name}",
-        "",
-        f"Generated {summary['days']} day(s) from {summary['start']}: "
-        f"{summary['listings']} listings ({summary['malformed_csv']} malformed CSV, "
-        f"{summary['malformed_json']} malformed JSON), {summary['sales']} sale events "
-        f"({summary['bad_messages']} not parsable).",
-        "",
-        "## Tables",
-        "",
-        "| table | path | rows | malformed kept |",
-        "|---|---|---|---|",
-    ]
-    for key, c in counts.items():
-        lines.append(
-            f"| {pipeline.spec.tables[key]} | {pipeline.table_path(key)} | {c['rows']} "
-            f"| {c.get('malformed', '')} |"
-        )
-    lines += [
-        "",
-        "## Latest runs",
-        "",
-        "| run | job | date | status | seconds | out | error |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in runs:
-        out = ", ".join(f"{k}={v}" for k, v in sorted((r["output_counts"] or {}).items()))
-        lines.append(
-            f"| {r['run_id'][:8]} | {r['job']} | {r['run_date']} | {r['status']} | "
-            f"{r['duration_s']:.1f} | {out} | {r['error'] or ''} |"
-        )
-    return "\n".join(lines) + "\n"
+    return markdown.ingest_report(pipeline, counts, summary, runs)
 
 
 def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:

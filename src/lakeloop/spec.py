@@ -857,20 +857,21 @@ class PipelineSpec(Strict):
 
     @model_validator(mode="after")
     def _monitored_features(self) -> PipelineSpec:
-        """monitoring.features and retrain.drift.features are model features; the quality
-        rule's metric is one of the task's."""
+        """retrain.drift.features are watched features (monitoring.features, default the
+        model's); the quality rule's metric is one of the task's. monitoring.features may name
+        any feature-table column (checked when train profiles the training set)."""
         if self.model is None:
             if self.monitoring is not None or self.retrain is not None:
                 raise ValueError("monitoring and retrain need a `model` to monitor")
             return self
-        known = [*self.model.features.numeric, *self.model.features.categorical]
-        lists = [("monitoring.features", self.monitoring.features)]
-        if self.retrain.drift:
-            lists.append(("retrain.drift.features", self.retrain.drift.features))
-        for where, cols in lists:
-            unknown = [c for c in cols or [] if c not in known]
+        watched = self.watched_features
+        if self.retrain.drift and self.retrain.drift.features:
+            unknown = [c for c in self.retrain.drift.features if c not in watched]
             if unknown:
-                raise ValueError(f"{where}: {unknown} are not model features {known}")
+                raise ValueError(
+                    f"retrain.drift.features: {unknown} are not watched features {watched} "
+                    "(monitoring.features, default: the model's features)"
+                )
         q = self.retrain.quality
         if q and q.metric and q.metric not in self.model.metrics:
             raise ValueError(
@@ -878,6 +879,16 @@ class PipelineSpec(Strict):
                 f"{self.model.metrics}"
             )
         return self
+
+    @property
+    def watched_features(self) -> list[str]:
+        """The features the monitor compares with the reference: monitoring.features, default
+        every model feature."""
+        m = self.model
+        return list(
+            (self.monitoring and self.monitoring.features)
+            or [*m.features.numeric, *m.features.categorical]
+        )
 
     @model_validator(mode="after")
     def _projections(self) -> PipelineSpec:

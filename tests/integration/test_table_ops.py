@@ -11,9 +11,9 @@ from pyspark.testing import assertDataFrameEqual
 
 from lakeloop import cli, delta_io, runlog, table_ops
 from lakeloop.generate import houses as gen
-from lakeloop.jobs import ingest_files, train
+from lakeloop.jobs import ingest_files
 from lakeloop.jobs.common import JobError
-from lakeloop.ml import tracking
+from lakeloop.ml import lineage, tracking
 from tests.conftest import spec_variant
 from tests.integration.test_train_predict import CLASSIFIER, ml_config
 
@@ -152,7 +152,7 @@ def test_vacuum_that_would_break_a_model_names_it_and_force_deletes(spark, train
     args = ["vacuum", "--table", "training_set", "--retain-hours", "0"]
     assert table_cli(p, *args) == 2
     assert f"would delete the training set of {at_risk}" in caplog.text
-    assert train.training_set_as_of(spark, p, model_version)[2][0] == 120  # still readable
+    assert lineage.training_set_as_of(spark, p, model_version)[2][0] == 120  # still readable
 
     assert table_cli(p, *args, "--dry-run") == 0
     dry = json.loads(capsys.readouterr().out)
@@ -170,7 +170,7 @@ def test_vacuum_that_would_break_a_model_names_it_and_force_deletes(spark, train
     with pytest.raises(Exception, match="FILE_NOT_EXIST"):  # time travel to version 0 fails
         delta_io.read_version(spark, path, 0).collect()  # (count() reads stats)
     with pytest.raises(JobError, match=r"version 0 at .* cannot be read \(vacuumed"):
-        train.training_set_as_of(spark, p, model_version)  # a clear error, not a traceback
+        lineage.training_set_as_of(spark, p, model_version)  # a clear error, not a traceback
     assert delta_io.read(spark, path).count() == 60  # the current version is intact
     (logged,) = run_log(spark, p, "vacuum_table")
     assert logged.run_id == out["run_id"] and logged.status == "succeeded"

@@ -16,8 +16,8 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from lakeloop.config import ConfigError, SpecError
-from lakeloop.jobs.train import decide, naive_baseline
 from lakeloop.ml import pipeline as mlp
+from lakeloop.ml.gate import decide, naive_baseline
 from lakeloop.ml.tracking import ModelRef
 from lakeloop.spec import ModelSpec
 from lakeloop.transforms.modeling import (

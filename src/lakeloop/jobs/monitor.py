@@ -188,7 +188,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                 "model; retrain (lakeloop run train) to monitor this pipeline"
             )
         features, preds = _day_rows(spark, pipeline, date)
-        watched = mon.features or [*m.features.numeric, *m.features.categorical]
+        watched = spec.watched_features
         missing = [f for f in watched if f not in ref.features]
         if missing:
             raise JobError(

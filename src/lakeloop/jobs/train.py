@@ -2,29 +2,23 @@
 and move the `champion` alias only through the promotion gate.
 
 The training set is read at a pinned Delta version (logged, with its row count, the git sha and
-the spec hash, so `lakeloop training-set --as-of <model version>` rebuilds it). Labels dated on
-or before the run date are used (dates: local days of the label time in the pipeline's
-`timezone`); the last `model.test_days` days of label time are held out as the test window, and
-CrossValidator tunes on time-ordered folds of the days before it. The new model, the naive
-baseline (a constant of the training labels) and the current champion are scored on that same
-window with the same evaluators; the gate (`decide`) demotes a champion that no longer meets
-the spec's thresholds or beats the baseline, and promotes only a model that passes both and beats
-the champion. The decision, all scores and the reason go to the run log, MLflow and the model
-report."""
+the spec hash, so `lakeloop training-set --as-of <model version>` rebuilds it: ml/lineage.py).
+Labels dated on or before the run date are used (dates: local days of the label time in the
+pipeline's `timezone`); the last `model.test_days` days of label time are held out as the test
+window, and CrossValidator tunes on time-ordered folds of the days before it. The new model, the
+naive baseline (a constant of the training labels) and the current champion are scored on that
+same window with the same evaluators; the gate (ml/gate.py) demotes a champion that no longer
+meets the spec's thresholds or beats the baseline, and promotes only a model that passes both
+and beats the champion. The decision, all scores and the reason go to the run log, MLflow
+(ml/model_log.py) and the model report (reports/markdown.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import sys
 from dataclasses import dataclass
 
-import mlflow
-import mlflow.spark
-import pyspark
-from py4j.protocol import Py4JJavaError
-from pyspark.errors import PySparkException
 from pyspark.ml import PipelineModel
 from pyspark.ml.tuning import CrossValidator
 from pyspark.sql import DataFrame, Row, SparkSession
@@ -35,6 +29,10 @@ from lakeloop.config import SpecError, mask
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.ml import pipeline as mlp
 from lakeloop.ml import tracking
+from lakeloop.ml.gate import Decision, decide, evaluate, naive_baseline
+from lakeloop.ml.model_log import TrainingResult, log_training_run, rounded
+from lakeloop.monitoring import reference
+from lakeloop.reports import markdown
 from lakeloop.spec import ModelSpec, Pipeline
 from lakeloop.timezones import local_date
 from lakeloop.transforms.modeling import (
@@ -42,139 +40,12 @@ from lakeloop.transforms.modeling import (
     label_summary,
     model_input,
     split_by_time,
-    with_baseline_prediction,
     with_time_folds,
 )
 from lakeloop.transforms.training import HAS_FEATURES
 
 log = logging.getLogger(__name__)
 JOB = "train"
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The gate's verdict on a new model, with everything it compared on the test window."""
-
-    promoted: bool
-    passed_thresholds: bool
-    beat_baseline: bool
-    reason: str
-    metric: str
-    new_score: float
-    baseline: mlp.Baseline
-    baseline_metrics: dict[str, float]
-    champion: tracking.ModelRef | None  # the champion before this run (demoted or not)
-    champion_metrics: dict[str, float] | None
-    demoted: str | None = None  # why `champion` no longer passes the gate: it loses the alias
-
-    @property
-    def outcome(self) -> str:
-        return "promoted" if self.promoted else "not promoted"
-
-    @property
-    def passed_gate(self) -> bool:
-        return self.passed_thresholds and self.beat_baseline
-
-    @property
-    def baseline_score(self) -> float:
-        return self.baseline_metrics[self.metric]
-
-    @property
-    def champion_score(self) -> float | None:
-        return None if self.champion_metrics is None else self.champion_metrics[self.metric]
-
-
-def threshold_failures(spec: ModelSpec, metrics: dict[str, float]) -> list[str]:
-    out = []
-    for name, bound in sorted(spec.promotion.thresholds.items()):
-        v = metrics[name]
-        if bound.min is not None and not v >= bound.min:
-            out.append(f"{name} {v:.4g} < min {bound.min:g}")
-        if bound.max is not None and not v <= bound.max:
-            out.append(f"{name} {v:.4g} > max {bound.max:g}")
-    return out
-
-
-def baseline_failure(
-    spec: ModelSpec,
-    metrics: dict[str, float],
-    baseline: mlp.Baseline,
-    baseline_metrics: dict[str, float],
-) -> str | None:
-    """Why `metrics` do not beat the naive baseline by `promotion.baseline_margin` on the
-    promotion metric, or None when they do."""
-    metric, margin = spec.promotion_metric, spec.promotion.baseline_margin
-    new, base = metrics[metric], baseline_metrics[metric]
-    if mlp.better(metric, new, base, margin):
-        return None
-    return (
-        f"does not beat the naive baseline ({baseline.name}): {metric} {new:.6g} vs the "
-        f"baseline's {base:.6g} (promotion.baseline_margin {margin:.1%})"
-    )
-
-
-def gate_failures(
-    spec: ModelSpec,
-    metrics: dict[str, float],
-    baseline: mlp.Baseline,
-    baseline_metrics: dict[str, float],
-) -> list[str]:
-    """Everything that keeps `metrics` from passing the gate (thresholds, then the baseline)."""
-    failed = threshold_failures(spec, metrics)
-    out = [f"fails the spec's thresholds: {'; '.join(failed)}"] if failed else []
-    versus = baseline_failure(spec, metrics, baseline, baseline_metrics)
-    return out + ([versus] if versus else [])
-
-
-def decide(
-    spec: ModelSpec,
-    metrics: dict[str, float],
-    baseline: mlp.Baseline,
-    baseline_metrics: dict[str, float],
-    champion: tracking.ModelRef | None = None,
-    champion_metrics: dict[str, float] | None = None,
-) -> Decision:
-    """The gate, every metric on the same test window: the current champion is re-checked
-    against the spec's thresholds and the baseline (demoted when it fails them, the new model
-    then competes as if there were none); the new model must meet the thresholds and beat the
-    naive baseline by `baseline_margin`, then beat the champion by `margin`."""
-    metric = spec.promotion_metric
-    new, base = metrics[metric], baseline_metrics[metric]
-    args = (metric, new, baseline, baseline_metrics, champion, champion_metrics)
-    demoted = None
-    if champion is not None:
-        if champion_metrics is None:
-            raise ValueError("a champion needs its metrics on the test window")
-        failed = gate_failures(spec, champion_metrics, baseline, baseline_metrics)
-        if failed:
-            demoted = (
-                f"champion v{champion.version} no longer passes the gate on the test window: "
-                + "; ".join(failed)
-            )
-    thresholds_failed = threshold_failures(spec, metrics)
-    failed = gate_failures(spec, metrics, baseline, baseline_metrics)
-    if failed:
-        beat = baseline_failure(spec, metrics, baseline, baseline_metrics) is None
-        return Decision(False, not thresholds_failed, beat, "; ".join(failed), *args, demoted)
-    passes = (
-        f"meets the thresholds and beats the naive baseline ({baseline.name}: {metric} {base:.6g})"
-    )
-    if champion is None or demoted:
-        reason = (
-            f"first model that {passes}"
-            if champion is None
-            else f"{passes}; no champion to beat (v{champion.version} was demoted)"
-        )
-        return Decision(True, True, True, reason, *args, demoted)
-    margin = spec.promotion.margin
-    old = champion_metrics[metric]
-    won = mlp.better(metric, new, old, margin)
-    verb = "beats" if won else "does not beat"
-    reason = (
-        f"{metric} {new:.6g} {verb} champion v{champion.version}'s {old:.6g} "
-        f"by the margin {margin:.1%} on the same test window"
-    )
-    return Decision(won, True, True, reason, *args, demoted)
 
 
 def _fold_boundaries(train: DataFrame, time_column: str, folds: int) -> list[dt.datetime]:
@@ -188,23 +59,6 @@ def _fold_boundaries(train: DataFrame, time_column: str, folds: int) -> list[dt.
             "lower model.tuning.folds or add data"
         )
     return cuts
-
-
-def evaluate(spec: ModelSpec, scored: DataFrame) -> dict[str, float]:
-    return {m: float(mlp.evaluator(spec, m).evaluate(scored)) for m in spec.metrics}
-
-
-def naive_baseline(
-    spec: ModelSpec, mean: float, median: float, test: DataFrame
-) -> tuple[mlp.Baseline, dict[str, float]]:
-    """The naive baseline (`mlp.baselines` of the training labels' `mean` and `median`) that
-    scores best on the promotion metric on `test`, with all its metrics from the same
-    evaluators as the model's."""
-    scored = [
-        (b, evaluate(spec, with_baseline_prediction(test, b)))
-        for b in mlp.baselines(spec, mean, median)
-    ]
-    return mlp.best_baseline(spec.promotion_metric, scored)
 
 
 def _input_stats(
@@ -378,233 +232,48 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                 },
                 window=(test_start, stats["last_day"]),
             )
-            ref = _track(client, pipeline, date, rec, result)
+            ref = log_training_run(client, pipeline, date, rec, result)
             _apply(client, ref, result.decision, date)
+            # what the monitor compares each day against: the features over the training set
+            # (this version of it) and the model's scores on the test window
+            profile = reference.profile(rows, best.transform(test), spec)
+            reference.record(spark, pipeline, ref, profile, rec.run_id, version)
         finally:
             train.unpersist()
             test.unpersist()
-        decision = result.decision
-        rec.details.update(
-            model=m.name,
-            model_version=str(ref.version),
-            mlflow_run_id=ref.run_id,
-            decision=decision.outcome,
-            reason=decision.reason,
-            metric=decision.metric,
-            score=f"{decision.new_score:.6g}",
-            champion_version=str(decision.champion.version) if decision.champion else "",
-            champion_score=(
-                "" if decision.champion_score is None else f"{decision.champion_score:.6g}"
-            ),
-            champion_metrics=_rounded(decision.champion_metrics or {}),
-            demoted=decision.demoted or "",
-            baseline=decision.baseline.name,
-            baseline_score=f"{decision.baseline_score:.6g}",
-            baseline_metrics=_rounded(decision.baseline_metrics),
-            test_window=f"{test_start}..{stats['last_day']}",
-            timezone=spec.timezone,
-            metrics=_rounded(metrics),
-        )
+        rec.details.update(_details(ref, result, spec.timezone))
         report = (
             pipeline.root / "reports" / pipeline.name / "models" / f"{m.name}-v{ref.version}.md"
         )
         report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(mask(model_report(pipeline, date, rec, ref, result)))
+        report.write_text(mask(markdown.model_report(pipeline, date, rec, ref, result)))
         client.log_artifact(ref.run_id, str(report))
         rec.details["report"] = str(report)
     return rec
 
 
-@dataclass(frozen=True)
-class TrainingResult:
-    model: PipelineModel
-    cv_results: list[tuple[dict, float]]  # (grid point, mean tuning metric over the folds)
-    weights: tuple[str, dict[str, float]]  # ("importance" | "coefficient", by feature)
-    metrics: dict[str, float]
-    decision: Decision
-    lineage: dict[str, str]
-    window: tuple[dt.date, dt.date]
-
-
-def _rounded(metrics: dict[str, float]) -> str:
-    return json.dumps({k: round(v, 6) for k, v in metrics.items()})
-
-
-def _masked(values: dict[str, object]) -> dict[str, str]:
-    """MLflow tags/params as text with secret values hidden (`config.mask`)."""
-    return {k: mask(str(v)) for k, v in values.items()}
-
-
-def _track(
-    client, pipeline: Pipeline, date: dt.date, rec: runlog.RunRecord, result: TrainingResult
-) -> tracking.ModelRef:
-    """One MLflow run: tags (lineage, git sha, spec hash), params, metrics, the CV results,
-    importances and decision as artifacts, and the Spark model, registered under the spec's
-    name."""
-    m = pipeline.spec.model
-    decision = result.decision
-    est = result.model.stages[-1]
-    best_params = {
-        p.name: v for p, v in est.extractParamMap().items() if p.name in m.estimator.grid
-    }
-    exp = tracking.experiment_id(client, pipeline.cfg, pipeline)
-    with mlflow.start_run(experiment_id=exp, run_name=f"{JOB} {pipeline.name} {date}") as run:
-        mlflow.set_tags(
-            _masked(
-                {
-                    **result.lineage,
-                    tracking.TAG_RUN_DATE: date.isoformat(),
-                    tracking.TAG_RUN_ID: rec.run_id,
-                    tracking.TAG_GIT_SHA: tracking.git_sha(pipeline.cfg.project_root),
-                    tracking.TAG_SPEC_HASH: pipeline.spec_hash(),
-                    "lakeloop.pipeline": pipeline.name,
-                    "lakeloop.decision": decision.outcome,
-                }
-            )
-        )
-        mlflow.log_params(
-            _masked(
-                {
-                    "task": m.task,
-                    "estimator": m.estimator.type,
-                    "label": pipeline.spec.model_label,
-                    "features.numeric": ",".join(m.features.numeric),
-                    "features.categorical": ",".join(m.features.categorical),
-                    "features.impute": json.dumps(m.features.impute),
-                    "scaled": m.scaled,
-                    "folds": m.tuning.folds,
-                    "tuning_metric": m.tuning_metric,
-                    "parallelism": pipeline.cfg.training.parallelism,
-                    "test_window": f"{result.window[0]}..{result.window[1]}",
-                    "timezone": pipeline.spec.timezone,
-                    "baseline": decision.baseline.name,
-                    "promotion.baseline_margin": m.promotion.baseline_margin,
-                    **{f"param.{k}": v for k, v in m.estimator.params.items()},
-                    **{f"best.{k}": v for k, v in best_params.items()},
-                }
-            )
-        )
-        mlflow.log_metrics(
-            {
-                **{f"test_{k}": v for k, v in result.metrics.items()},
-                f"cv_{m.tuning_metric}": mlp.best_cv_metric(m, [a for _, a in result.cv_results]),
-                "train_rows": rec.output_counts["train_rows"],
-                "test_rows": rec.output_counts["test_rows"],
-                **{f"baseline_test_{k}": v for k, v in decision.baseline_metrics.items()},
-                **{f"champion_test_{k}": v for k, v in (decision.champion_metrics or {}).items()},
-            }
-        )
-        mlflow.log_dict(
-            [{"params": p, m.tuning_metric: a} for p, a in result.cv_results], "cv_results.json"
-        )
-        kind, weights = result.weights
-        if weights:
-            mlflow.log_dict(weights, f"feature_{kind}s.json")
-        mlflow.log_text(mask(decision.reason), "decision.txt")
-        info = mlflow.spark.log_model(
-            result.model,
-            artifact_path=tracking.MODEL_ARTIFACT,
-            registered_model_name=m.name,
-            pip_requirements=[f"pyspark=={pyspark.__version__}"],
-        )
-    version = int(info.registered_model_version)
-    log.info("registered %s v%d (run %s)", m.name, version, run.info.run_id)
-    return tracking.ModelRef(m.name, version, run.info.run_id)
-
-
-def _label_text(pipeline: Pipeline) -> str:
-    spec = pipeline.spec
-    lab = spec.label
-    value = f"`{lab.expr}`" if lab.expr else lab.column
-    where = "the entity's own table" if spec.label_on_entity else "label events"
-    return f"{spec.model_label} = {value} from {spec.table(lab.source)} ({where})"
-
-
-def model_report(
-    pipeline: Pipeline,
-    date: dt.date,
-    rec: runlog.RunRecord,
-    ref: tracking.ModelRef,
-    result: TrainingResult,
-) -> str:
-    """The model report a person reads: decision, scores beside the naive baseline's and the
-    champion's on the same window, tuning, importances, lineage."""
-    m = pipeline.spec.model
+def _details(ref: tracking.ModelRef, result: TrainingResult, timezone: str) -> dict[str, str]:
+    """The run log's record of the model, its scores and the gate's decision."""
     d = result.decision
-    champ = (
-        f"v{d.champion.version}: {d.metric} {d.champion_score:.6g} on the same window"
-        if d.champion
-        else "none before this model"
-    )
-    base = d.baseline
-    constant = f"predicts {base.prediction:g}" + (
-        f" with probability {base.probability:.4g}" if base.probability is not None else ""
-    )
-    beaten = "beaten" if d.beat_baseline else "NOT beaten"
-    lines = [
-        f"# Model report: {ref.name} v{ref.version} ({pipeline.name}, {date})",
-        "",
-        f"- decision: **{'promoted to champion' if d.promoted else 'not promoted'}**: {d.reason}",
-        f"- naive baseline: {base.name} ({constant} for every row); {d.metric} "
-        f"{d.baseline_score:.6g}, {beaten} by this model's {d.new_score:.6g} "
-        f"(promotion.baseline_margin {m.promotion.baseline_margin:.1%})",
-        f"- champion before: {champ}",
-        *([f"- **champion demoted**: {d.demoted}"] if d.demoted else []),
-        f"- estimator: {m.estimator.type} ({m.task}); MLflow run {ref.run_id}",
-        f"- test window (held out, by label time, local days in {pipeline.spec.timezone}): "
-        f"{result.window[0]} .. {result.window[1]}; "
-        f"{rec.output_counts['test_rows']} test rows, {rec.output_counts['train_rows']} "
-        f"training rows, {rec.output_counts['rows_without_features']} labels without features",
-        f"- label: {_label_text(pipeline)}; null labels left out (label.on_null: "
-        f"{pipeline.spec.label.on_null}): "
-        f"{rec.input_counts.get('null_labels_dropped', 'not known')}",
-        "",
-        "## Test metrics",
-        "",
-    ]
-    columns = ["metric", "this model", f"naive baseline ({base.name})"]
-    if d.champion_metrics is not None:
-        columns.append(f"champion v{d.champion.version}")
-    columns.append("threshold")
-    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for k, v in result.metrics.items():
-        b = m.promotion.thresholds.get(k)
-        bound = ""
-        if b is not None:
-            bound = " ".join(
-                f"{n} {x:g}" for n, x in (("min", b.min), ("max", b.max)) if x is not None
-            )
-        cells = [k, f"{v:.6g}", f"{d.baseline_metrics[k]:.6g}"]
-        if d.champion_metrics is not None:
-            cells.append(f"{d.champion_metrics[k]:.6g}")
-        lines.append("| " + " | ".join([*cells, bound]) + " |")
-    lines += [
-        "",
-        f"## Cross-validation ({m.tuning.folds} time-ordered folds, mean {m.tuning_metric})",
-        "",
-        "| params | " + m.tuning_metric + " |",
-        "|---|---|",
-    ]
-    lines += [f"| {json.dumps(p) if p else '(defaults)'} | {a:.6g} |" for p, a in result.cv_results]
-    kind, weights = result.weights
-    if weights:
-        title = {
-            "importance": "Feature importances",
-            "coefficient": "Coefficients by magnitude (each on its feature's own scale)",
-        }[kind]
-        lines += ["", f"## {title}, top 10", "", f"| feature | {kind} |", "|---|---|"]
-        lines += [f"| {k} | {v:.4g} |" for k, v in list(weights.items())[:10]]
-    lin = result.lineage
-    lines += [
-        "",
-        "## Lineage",
-        "",
-        f"- training set: {lin[tracking.TAG_TABLE]} version {lin[tracking.TAG_VERSION]} "
-        f"({lin[tracking.TAG_ROWS]} rows) at {lin[tracking.TAG_PATH]}",
-        f"- rebuild it: `lakeloop training-set --pipeline {pipeline.name} --as-of {ref.version}`",
-        f"- spec hash {pipeline.spec_hash()}, lakeloop run {rec.run_id}",
-    ]
-    return "\n".join(lines) + "\n"
+    return {
+        "model": ref.name,
+        "model_version": str(ref.version),
+        "mlflow_run_id": ref.run_id,
+        "decision": d.outcome,
+        "reason": d.reason,
+        "metric": d.metric,
+        "score": f"{d.new_score:.6g}",
+        "champion_version": str(d.champion.version) if d.champion else "",
+        "champion_score": "" if d.champion_score is None else f"{d.champion_score:.6g}",
+        "champion_metrics": rounded(d.champion_metrics or {}),
+        "demoted": d.demoted or "",
+        "baseline": d.baseline.name,
+        "baseline_score": f"{d.baseline_score:.6g}",
+        "baseline_metrics": rounded(d.baseline_metrics),
+        "test_window": f"{result.window[0]}..{result.window[1]}",
+        "timezone": timezone,
+        "metrics": rounded(result.metrics),
+    }
 
 
 def _apply(client, ref: tracking.ModelRef, decision: Decision, date: dt.date) -> None:
@@ -631,36 +300,6 @@ def _apply(client, ref: tracking.ModelRef, decision: Decision, date: dt.date) ->
         log.info("%s v%d is the challenger: %s", ref.name, ref.version, decision.reason)
     else:
         log.warning("%s v%d not promoted: %s", ref.name, ref.version, decision.reason)
-
-
-def training_set_as_of(
-    spark: SparkSession, pipeline: Pipeline, model_version: int
-) -> tuple[DataFrame, tracking.Lineage, tuple[int, str]]:
-    """The exact training set a registered model version learned from: its Delta table at the
-    version logged with the model (time travel), checked against the logged row count, with
-    (rows read, checksum) from one pass (`delta_io.checksum`)."""
-    if pipeline.spec.model is None:
-        raise JobError(f"pipeline {pipeline.name} has no `model` section")
-    client = tracking.configure(pipeline.cfg)
-    try:
-        ref = tracking.by_version(client, pipeline.spec.model.name, model_version)
-        lin = tracking.lineage(client, ref)
-    except tracking.RegistryError as e:
-        raise JobError(str(e)) from None
-    try:
-        df = delta_io.read_version(spark, lin.path, lin.delta_version)
-        rows, checksum = delta_io.checksum(df)
-    except (PySparkException, Py4JJavaError) as e:  # a vacuumed file: FILE_NOT_EXIST / JVM
-        raise JobError(
-            f"{lin.table} version {lin.delta_version} at {lin.path} cannot be read (vacuumed, "
-            f"past log retention, or moved?): {str(e).splitlines()[0][:500]}"
-        ) from None
-    if rows != lin.rows:
-        raise JobError(
-            f"{lin.table} version {lin.delta_version} has {rows} rows but model "
-            f"{ref.name} v{ref.version} was trained on {lin.rows}"
-        )
-    return df, lin, (rows, checksum)
 
 
 def report(rec: runlog.RunRecord) -> None:

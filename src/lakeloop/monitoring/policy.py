@@ -45,10 +45,8 @@ class RetrainDecision:
 
 
 def drift_features(spec: PipelineSpec) -> list[str]:
-    m = spec.model
-    every = [*m.features.numeric, *m.features.categorical]
     rule = spec.retrain.drift
-    return (rule and rule.features) or spec.monitoring.features or every
+    return list((rule and rule.features) or spec.watched_features)
 
 
 def quality_metric(spec: PipelineSpec) -> str:

@@ -20,11 +20,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakeloop import delta_io
+from lakeloop.config import SpecError
 from lakeloop.ml import tracking
 from lakeloop.ml.pipeline import PREDICTION, PROBABILITY
 from lakeloop.monitoring import drift
 from lakeloop.monitoring.tables import REFERENCE
-from lakeloop.spec import ModelSpec, Pipeline
+from lakeloop.spec import ModelSpec, Pipeline, PipelineSpec
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,24 @@ def scores(scored: DataFrame, m: ModelSpec, column: str | None = None) -> DataFr
     return scored.select(F.col(PREDICTION).cast("double").alias(SCORE))
 
 
-def profile(rows: DataFrame, scored_test: DataFrame, m: ModelSpec) -> Reference:
-    """The profiles of the model's features over its training rows, and of its scores on the
-    test window."""
-    features = drift.profile(rows, list(m.features.numeric), list(m.features.categorical))
+def profile(rows: DataFrame, scored_test: DataFrame, spec: PipelineSpec) -> Reference:
+    """The profiles of the model's and the watched features (monitoring.features) over the
+    training rows, and of the model's scores on the test window. A feature is categorical when
+    the model treats it so or it is a string column."""
+    m = spec.model
+    columns = list(
+        dict.fromkeys([*m.features.numeric, *m.features.categorical, *spec.watched_features])
+    )
+    missing = [c for c in columns if c not in rows.columns]
+    if missing:
+        raise SpecError(
+            f"monitoring.features: {missing} are not columns of the training set (it has: "
+            f"{', '.join(c for c in rows.columns if not c.startswith('_'))})"
+        )
+    strings = {f.name for f in rows.schema.fields if isinstance(f.dataType, T.StringType)}
+    categorical = [c for c in columns if c in m.features.categorical or c in strings]
+    numeric = [c for c in columns if c not in categorical]
+    features = drift.profile(rows, numeric, categorical)
     prediction = drift.profile(scores(scored_test, m), [SCORE], [])[SCORE]
     return Reference(features, prediction)
 

@@ -129,7 +129,7 @@ def test_bad_policy_specs_are_refused_at_load(cfg, tmp_path):
 
     with pytest.raises(ConfigError, match="runs .3. cannot exceed of_last .2."):
         _spec(cfg, tmp_path, drift={"runs": 3, "of_last": 2})
-    with pytest.raises(ConfigError, match="not model features"):
+    with pytest.raises(ConfigError, match="not watched features"):
         _spec(cfg, tmp_path, drift={"features": ["nope"]})
     with pytest.raises(ConfigError, match="'auc' is not a regression metric"):
         _spec(cfg, tmp_path, quality={"metric": "auc"})
