@@ -4,11 +4,11 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
-DEMO_DAYS ?= 3
-DEMO_ROWS ?= 400
+DEMO_DAYS ?= 8
+DEMO_ROWS ?= 300
 DEMO_START ?= 2026-01-01
 
-.PHONY: help install jars kafka-jars setup test lint demo bench bench-ingest bench-validate bench-train kafka-up kafka-down kafka-status clean
+.PHONY: help install jars kafka-jars setup browser test lint demo bench bench-ingest bench-validate bench-train bench-monitor kafka-up kafka-down kafka-status clean
 
 help:
 	@echo "make demo   - the whole lifecycle on the embedded defaults"
@@ -48,14 +48,20 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: setup
+# Debian's Chromium, for the Data Docs test (pages opened from disk with the network blocked).
+# Installed only when /usr/bin/chromium is missing (needs root, as on CI); a no-op otherwise.
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	@test -x /usr/bin/chromium || { echo "chromium is still missing: install Debian's chromium package as root"; exit 1; }
+
+test: setup browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/lakeloop demo --days $(DEMO_DAYS) --rows-per-day $(DEMO_ROWS) --start $(DEMO_START)
 
-bench: bench-ingest bench-validate bench-train
+bench: bench-ingest bench-validate bench-train bench-monitor
 
 bench-ingest: setup
 	$(PY) bench/ingest.py $(BENCH_ARGS)
@@ -65,6 +71,9 @@ bench-validate: setup
 
 bench-train: setup
 	$(PY) bench/train.py $(BENCH_ARGS)
+
+bench-monitor: setup
+	$(PY) bench/monitor.py $(BENCH_ARGS)
 
 clean:
 	-$(VENV)/bin/lakeloop kafka down

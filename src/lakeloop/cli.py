@@ -33,6 +33,7 @@ JOBS = (
     "train",
     "predict",
     "monitor",
+    "report",
 )
 
 
@@ -90,6 +91,16 @@ def create_topics(cfg: AppConfig, pipeline_name: str | None) -> int:
     return 1 if failed else 0
 
 
+def _day_range(v: str) -> tuple[int, int]:
+    try:
+        first, last = (int(x) for x in v.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not FIRST-LAST, e.g. 5-45") from None
+    if not 0 <= first <= last:
+        raise argparse.ArgumentTypeError(f"{v!r}: need 0 <= FIRST <= LAST")
+    return first, last
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from lakeloop.generate import deliveries, houses
     from lakeloop.spec import load_pipeline
@@ -110,6 +121,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         malformed=args.malformed,
         drift_after=args.drift_after,
         seed=args.seed,
+        sale_days=args.sale_days,
         produce=not args.no_kafka,
         force=args.force,
     )
@@ -118,7 +130,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_training_set(args: argparse.Namespace) -> int:
-    from lakeloop.jobs.train import training_set_as_of
+    from lakeloop.ml.lineage import training_set_as_of
     from lakeloop.session import build_spark
     from lakeloop.spec import load_pipeline
 
@@ -221,6 +233,26 @@ def _timestamp(v: str) -> dt.datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The HTML run report of a date (default: the latest date the monitor ran for), via the
+    report job (run-logged, the path printed)."""
+    from lakeloop.jobs import report
+
+    argv = ["--pipeline", args.pipeline] + (["--env", args.env] if args.env else [])
+    for pair in args.set:
+        argv += ["--set", pair]
+    date = args.date
+    if date is None:
+        from lakeloop.session import build_spark
+        from lakeloop.spec import load_pipeline
+
+        cfg = _cfg(args)
+        pipeline = load_pipeline(cfg, args.pipeline)
+        spark = build_spark(cfg, app_name=f"lakeloop-report-{pipeline.name}")
+        date = report.latest_date(spark, pipeline)  # none yet: a JobError naming monitor
+    return report.main([*argv, "--date", date.isoformat()])
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from lakeloop import demo
 
@@ -250,7 +282,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from lakeloop import jars, sparkdefaults
+    from lakeloop import assets, jars, sparkdefaults
 
     try:
         results = jars.setup(force=args.force)
@@ -262,6 +294,16 @@ def cmd_setup(args: argparse.Namespace) -> int:
         sys.stdout.write(f"{r.part} jars: {r.path} ({r.jars} jars, {state})\n")
     path, changed = sparkdefaults.write(jars.cache_dir("spark"))
     sys.stdout.write(f"spark-defaults.conf: {path} ({'written' if changed else 'up to date'})\n")
+    try:  # the CSS/JS/fonts GX's Data Docs load from CDNs, for pages that open offline
+        got = assets.setup(force=args.force)
+    except assets.AssetsSetupError as e:
+        log.error("setup failed: Data Docs assets: %s", e)
+        return 1
+    state = f"fetched now: {', '.join(got.fetched)}" if got.fetched else "nothing to do"
+    sys.stdout.write(
+        f"Data Docs assets: {got.path} ({got.packages} packages, "
+        f"{got.bytes / 1e6:.1f} MB, {state})\n"
+    )
     return 0
 
 
@@ -295,7 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="fraction of injected faulty rows/messages, e.g. 0.01",
     )
-    g.add_argument("--drift-after", type=dt.date.fromisoformat, default=None)
+    g.add_argument(
+        "--drift-after",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="listings after this date are larger and pricier (houses: sqft +300, price x1.25)",
+    )
+    g.add_argument(
+        "--sale-days",
+        type=_day_range,
+        default=(5, 45),
+        metavar="FIRST-LAST",
+        help="houses: a listing sells this many days after it is listed (default 5-45)",
+    )
     g.add_argument("--seed", type=int, default=7)
     g.add_argument("--no-kafka", action="store_true", help="write files only")
     g.add_argument("--force", action="store_true", help="produce again days already produced")
@@ -328,9 +382,30 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("--table", required=True, metavar="KEY", help="a key of the spec's tables")
         add_config_arguments(a)
 
+    rp = sub.add_parser(
+        "report", help="the HTML run report of a date and the index across dates, offline"
+    )
+    rp.add_argument("--pipeline", required=True, help="conf/pipelines/<name>.yaml or a path")
+    rp.add_argument(
+        "--date",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="the monitored date, YYYY-MM-DD (default: the latest one in the decisions table)",
+    )
+    add_config_arguments(rp)
+
     d = sub.add_parser("demo", help="the whole lifecycle on the embedded defaults")
-    d.add_argument("--days", type=int, default=3)
-    d.add_argument("--rows-per-day", type=int, default=400)
+    d.add_argument("--days", type=int, default=8)
+    d.add_argument("--rows-per-day", type=int, default=300)
+    d.add_argument(
+        "--drift-after",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="listings after this date drift (default: the middle day)",
+    )
+    d.add_argument(
+        "--history", type=int, default=None, help="backlog sales to learn from (default 4 x rows)"
+    )
     d.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1))
     d.add_argument("--malformed", type=float, default=0.01)
     add_config_arguments(d)
@@ -370,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             "spec": cmd_spec,
             "init": cmd_init,
             "setup": cmd_setup,
+            "report": cmd_report,
         }
         return commands[args.command](args)
     except ConfigError as e:

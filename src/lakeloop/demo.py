@@ -2,15 +2,18 @@
 
 Starts the local Kafka broker, creates the spec's topics (what `lakeloop kafka create-topics`
 does: the broker does not auto-create them), generates the houses example (files + sale events,
-with faults, and with the first day a backlog of past sales that fills the features' 90-day
-windows), ingests every day's files and the Kafka topic into bronze Delta, validates each day
-into silver + quarantine (with GX Data Docs and a summary), builds the feature table and the
-point-in-time training set, trains and registers a model in MLflow (it becomes the champion
-only through the promotion gate), writes each day's batch predictions, and writes readable
-reports. Re-running it is harmless: files are rewritten identically, days already produced to
-Kafka are not produced again, ingest and predictions replace what they wrote, and a retrained
-model only replaces the champion when it beats it by the spec's margin (otherwise it is scored
-in shadow as challenger).
+with faults; the first day brings a backlog of past sales; the second half of the days drifts:
+bigger houses at higher prices; sales close 2-12 days after listing), ingests every day's files
+and the Kafka topic into bronze Delta, validates each day into silver + quarantine (with GX Data
+Docs and a summary), builds the feature table, trains on the backlog (the point-in-time
+training set as of the first day; the model becomes the champion only through the promotion
+gate, and its reference profile is stored), then for each day writes the batch predictions and
+runs the monitor (drift against the reference, quality from the labels matured so far, the
+data-quality trend, the retrain decision), and ends with the HTML run report of the last day
+and its index. Re-running it is harmless: files are rewritten identically, days already
+produced to Kafka are not produced again, ingest, predictions and metrics replace what they
+wrote, and a retrained model only replaces the champion when it beats it by the spec's margin
+(otherwise it is scored in shadow as challenger).
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ from lakeloop.jobs import (
     build_training_set,
     ingest_files,
     ingest_kafka,
+    monitor,
     predict,
     train,
     validate,
 )
+from lakeloop.jobs import report as report_job
 from lakeloop.ml import tracking
 from lakeloop.reports import markdown
 from lakeloop.session import build_spark
@@ -72,30 +77,40 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
     log.info("Kafka broker answers on %s", broker["bootstrap"])
     # the spec's topics, as `lakeloop kafka create-topics` makes them (no broker auto-create)
     topics = [kafka_io.ensure_topic(cfg, source) for source in pipeline.spec.sources.kafka]
+    days = [args.start + dt.timedelta(days=n) for n in range(args.days)]
+    last = days[-1]
+    # the second half of the days drifts (bigger, pricier houses); sales close 2-12 days after
+    # listing, so labels mature for the earlier days' predictions while the demo runs
+    drift_after = args.drift_after or days[max(0, args.days // 2 - 1)]
     summary = gen.generate(
         pipeline,
         start=args.start,
         days=args.days,
         rows_per_day=args.rows_per_day,
         malformed=args.malformed,
+        drift_after=drift_after if drift_after < last else None,
+        history=args.history if args.history is not None else 4 * args.rows_per_day,
+        sale_days=(2, 12),
     )
     spark = build_spark(cfg, app_name="lakeloop-demo")
-    for n in range(args.days):
-        ingest_files.run(spark, pipeline, args.start + dt.timedelta(days=n))
-    last = args.start + dt.timedelta(days=args.days - 1)
+    for d in days:
+        ingest_files.run(spark, pipeline, d)
     ingest_kafka.run(spark, pipeline, last)
     summaries = []
-    for n in range(args.days):
-        rec = validate.run(spark, pipeline, args.start + dt.timedelta(days=n))
+    for d in days:
+        rec = validate.run(spark, pipeline, d)
         summaries.append(rec.details["summary"])
     build_features.backfill(spark, pipeline, args.start, last)
-    # sales close up to ~45 days after listing: the training set as of 60 days later has them all
-    as_of = last + dt.timedelta(days=60)
-    build_training_set.run(spark, pipeline, as_of)
-    trained = train.run(spark, pipeline, as_of)
-    scored = [
-        predict.run(spark, pipeline, args.start + dt.timedelta(days=n)) for n in range(args.days)
-    ]
+    # the model learns from the backlog of sales before the first day (the training set as of
+    # the first day), then scores every day; the monitor compares each day with what it
+    # learned from, scores it on the labels matured since, and decides whether to retrain
+    build_training_set.run(spark, pipeline, args.start)
+    trained = train.run(spark, pipeline, args.start)
+    scored, monitored = [], []
+    for d in days:
+        scored.append(predict.run(spark, pipeline, d))
+        monitored.append(monitor.run(spark, pipeline, d))
+    reported = report_job.run(spark, pipeline, last)
     counts = table_counts(spark, pipeline)
     report_dir = cfg.lakehouse_root / "reports" / pipeline.name
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -143,6 +158,19 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
             f"    topic {t.topic}: {t.partitions} partition(s), {retention}"
             f"{'; ' + ', '.join(t.changes) if t.changes else ''}"
         )
+    out.append(f"  monitor (drift after {drift_after}; retrain policy: spec `retrain:`):")
+    for rec in monitored:
+        d = rec.details
+        verdict = "RETRAIN recommended" if d["retrain_recommended"] == "true" else "no retrain"
+        cooling = " (in cooldown)" if d["in_cooldown"] == "true" else ""
+        out.append(
+            f"    {rec.run_date}: drifted [{d['drifted'] or '-'}], prediction PSI "
+            f"{d['prediction_psi']}, {rec.input_counts['matured_labels']} matured labels: "
+            f"{verdict}{cooling} ({d['rule']})"
+        )
+    out.append(f"    metrics tables: {pipeline.spec.table('metrics_decisions')} and beside it")
+    out.append(f"  run report (HTML, opens offline): {reported.details['report']}")
+    out.append(f"  report index across dates: {reported.details['index']}")
     out.append(f"  ingest report: {report}")
     out.append(f"  data quality summaries (with GX Data Docs links): {', '.join(summaries)}")
     out.append(f"  latest data quality summary:\n\n{Path(summaries[-1]).read_text()}")
