@@ -20,10 +20,12 @@ from lakeloop.jobs import (
     build_features,
     build_training_set,
     ingest_files,
+    monitor,
     predict,
     train,
     validate,
 )
+from lakeloop.jobs import report as report_job
 from lakeloop.jobs.common import JobError
 from lakeloop.spec import load_pipeline
 from tests.integration.test_train_predict import ml_config
@@ -58,6 +60,7 @@ def lake(spark, tmp_path_factory):
     ts_rec = build_training_set.run(spark, p, LAST)
     train_rec = train.run(spark, p, LAST)
     predict_rec = predict.run(spark, p, LAST)
+    monitor.run(spark, p, LAST)
     return p, ts_rec, train_rec, predict_rec
 
 
@@ -224,3 +227,31 @@ def test_spec_load_catches_label_and_projection_mistakes(lake, tmp_path):
     for pattern, edit in cases.items():
         with pytest.raises(ConfigError, match=pattern):
             _variant(cfg, tmp_path, edit)
+
+
+def test_monitor_and_report_of_a_classifier(spark, lake):
+    """The classifier's monitor: drift of its probability, AUC and the confusion counts from
+    the orders whose delay is known by the date; its report draws a confusion matrix + ROC."""
+    from tests.unit.reports.test_html_report import SECTIONS, Page
+
+    p = lake[0]
+    drift = {r.feature: r for r in _read(spark, p, "metrics_drift").collect()}
+    watched = [*p.spec.model.features.numeric, *p.spec.model.features.categorical]
+    assert set(drift) == {*watched, "prediction"}
+    assert drift["prediction"].kind == "prediction" and drift["prediction"].psi is not None
+    quality = {
+        r.metric: r
+        for r in _read(spark, p, "metrics_quality")
+        .where((F.col("role") == "champion") & (F.col("prediction_date") == LAST))
+        .collect()
+    }
+    assert set(quality) == {"auc", "accuracy", "precision", "recall", "f1"}
+    auc = quality["auc"]
+    assert auc.matured_labels > 50 and 0.6 < auc.value <= 1.0, auc
+    assert auc.test_value == pytest.approx(float(lake[2].details["score"]), rel=1e-5)
+    rec = report_job.run(spark, p, LAST)
+    html = open(rec.details["report"]).read()
+    page = Page(html)
+    assert tuple(page.sections) == SECTIONS
+    assert {s: n for s, n in page.sections.items() if n == 0} == {}, page.notes
+    assert "Confusion matrix (matured labels)" in html and "ROC (AUC" in html

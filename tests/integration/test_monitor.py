@@ -215,3 +215,19 @@ def test_monitor_without_predictions_for_the_date_says_what_to_run(spark, lifecy
     p, _ = lifecycle
     with pytest.raises(JobError, match="run predict for 2026-02-10 first"):
         monitor.run(spark, p, dt.date(2026, 2, 10))
+
+
+def test_the_run_report_shows_every_section_with_a_plot(spark, lifecycle):
+    from lakeloop.jobs import report as report_job
+    from tests.unit.reports.test_html_report import SECTIONS, Page
+
+    p, _ = lifecycle
+    rec = report_job.run(spark, p, D4)  # after the late labels: matured predictions to plot
+    page = Page(open(rec.details["report"]).read())
+    assert tuple(page.sections) == SECTIONS
+    assert {s: n for s, n in page.sections.items() if n == 0} == {}, page.notes
+    assert not [u for u in page.scripts if "://" in u or u.startswith("//")]
+    words = " ".join(page.text)
+    assert "sqft" in words and "RETRAIN RECOMMENDED" in words
+    index = Page(open(rec.details["index"]).read())
+    assert f"{D4}.html" in index.links

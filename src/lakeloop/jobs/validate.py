@@ -38,6 +38,7 @@ from pyspark.sql import functions as F
 from lakeloop import delta_io, runlog
 from lakeloop.config import SpecError, mask
 from lakeloop.jobs.common import JobError, main_for
+from lakeloop.quality.datadocs import row_rule_results
 from lakeloop.quality.gx_runner import ExpectationOutcome, TableValidation, validate_table_level
 from lakeloop.quality.rules import (
     FAILED,
@@ -48,6 +49,7 @@ from lakeloop.quality.rules import (
     rule_failure_examples,
     with_rule_failures,
 )
+from lakeloop.reports import markdown
 from lakeloop.spec import Dedup, Pipeline, ValidationSpec
 from lakeloop.transforms.cleaning import (
     FLAGS,
@@ -271,12 +273,18 @@ def evaluate_table(
             all_silver = silver.unionByName(kept, allowMissingColumns=True)
             all_quarantine = quarantine.unionByName(staying, allowMissingColumns=True)
             all_quarantine = all_quarantine.unionByName(lost, allowMissingColumns=True)
-        docs = report_dir / v.source / "data_docs"
-        table_level = validate_table_level(
-            silver, suite.table_suite(), docs, f"{pipeline.name}-{v.source}-{date}"
-        )
-        summary = _summary(pipeline, v, suite, gated, silver, quarantine, table_level)
+        summary = _summary(pipeline, v, suite, gated, silver, quarantine, None)
         summary.moved = moved
+        # Data Docs: the table-level outcomes (GX, on the silver rows) and the row rules'
+        # outcomes (the summary's counts) in one validation result; offline assets vendored.
+        row_level = row_rule_results(gated, suite, dict(summary.top_rules), summary.bronze)
+        table_level = summary.table_level = validate_table_level(
+            silver,
+            suite.table_suite(),
+            report_dir / v.source / "data_docs",
+            f"{pipeline.name}-{v.source}-{date}",
+            row_level,
+        )
     except BaseException:
         for df in cached:
             df.unpersist()
@@ -300,7 +308,7 @@ def _summary(
     gated: DataFrame,
     silver: DataFrame,
     quarantine: DataFrame,
-    table_level: TableValidation,
+    table_level: TableValidation | None,
 ) -> TableSummary:
     """Counts, the failing rules (most rows first) with example rows, and silver's flags."""
     # one job for silver's rows and flags: each row adds a ROW marker to its flags
@@ -482,53 +490,15 @@ def _check(
     rec.output_counts[v.silver] = s.silver
     rec.output_counts[v.quarantine] = s.quarantine
     if s.moved:
-        rec.details[f"{v.silver}.moved"] = _moved_text(s.moved)
+        rec.details[f"{v.silver}.moved"] = markdown.moved_text(s.moved, CHANGES)
     return problems
 
 
-def _moved_text(moved: dict[str, dict[str, int]]) -> str:
-    return "; ".join(
-        f"{d}: " + ", ".join(f"{n} {CHANGES[c]}" for c, n in sorted(changes.items()))
-        for d, changes in sorted(moved.items())
-    )
-
-
 def summary_text(pipeline: Pipeline, date: dt.date, summaries: list[TableSummary]) -> str:
-    lines = [f"# Data quality: {pipeline.name} on {date}", ""]
-    for s in summaries:
-        lines += [
-            f"## {pipeline.spec.table(s.source)}",
-            "",
-            f"- {s.status}",
-            f"- bronze rows: {s.bronze}; silver: {s.silver}; quarantine: {s.quarantine}; "
-            f"pass rate: {s.pass_rate:.2%}",
-        ]
-        if s.top_rules:
-            lines.append(
-                "- top failing rules: "
-                + ", ".join(f"{r} ({n})" for r, n in s.top_rules[:TOP_RULES])
-            )
-            for r, _ in s.top_rules[:TOP_RULES]:
-                for example in s.examples.get(r, []):
-                    lines.append(f"  - {r}: {example}")
-        if s.moved:
-            lines.append(
-                f"- rows of other dates (cross-date de-duplication): {_moved_text(s.moved)}"
-            )
-        if s.flags:
-            lines.append(
-                "- flags on silver rows: "
-                + ", ".join(f"{k} ({n})" for k, n in sorted(s.flags.items()))
-            )
-        if s.table_level and not s.table_level.outcomes:
-            lines.append("- table-level expectations: none in the suite (GX not run)")
-        elif s.table_level:
-            for o in s.table_level.outcomes:
-                mark = "pass" if o.success else ("FAIL (blocking)" if o.blocking else "fail")
-                lines.append(f"- {mark}: {o.type} {o.kwargs} observed {o.observed}")
-            lines.append(f"- GX Data Docs: {s.table_level.docs_index}")
-        lines.append("")
-    return "\n".join(lines)
+    """The run's summary.md (reports/markdown.py renders it)."""
+    return markdown.data_quality_summary(
+        pipeline, date, summaries, top_rules=TOP_RULES, changes=CHANGES
+    )
 
 
 def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRecord:

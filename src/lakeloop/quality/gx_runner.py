@@ -4,8 +4,16 @@ Row-level rules are compiled to Spark expressions elsewhere (`lakeloop.quality.r
 aggregate ones (row counts, column means/medians/max, uniqueness proportions, column sets)
 run here through a throw-away ephemeral GX context: Spark data source -> DataFrame asset ->
 whole-DataFrame batch definition -> ValidationDefinition -> Checkpoint. When `docs_dir` is
-given, the Checkpoint carries an UpdateDataDocsAction and GX renders its Data Docs (static HTML)
-into that folder; `TableValidation.docs_index` is the `index.html` to open.
+given, GX renders its Data Docs (static HTML) into that folder after the Checkpoint ran
+(`build_data_docs`, as its UpdateDataDocsAction would); `TableValidation.docs_index` is the
+`index.html` to open.
+
+The Data Docs show the whole suite and open offline (`lakeloop.quality.datadocs`): the outcomes
+of the row-level rules, which lakeloop evaluates itself, are passed in as `row_level` and added
+to the same GX validation result (and their expectations to the suite the site shows) before
+the site is rendered; then the site gets local copies of the CSS/JS/fonts GX links from CDNs
+(vendored by `lakeloop setup`; without them the pages keep the CDN links and a warning says
+what to run).
 
 Every call builds its own in-memory context (definition names carry a uuid suffix too), so
 calling it repeatedly in one process with the same suite and run name is safe. With `docs_dir`,
@@ -20,12 +28,17 @@ import copy
 import logging
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lakeloop.quality import datadocs
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+
+    from lakeloop.quality.datadocs import RowRuleResult
 
 logger = logging.getLogger(__name__)
 
@@ -184,24 +197,101 @@ def _observed(result: Any) -> str | None:
     return None
 
 
+def _row_level_results(
+    suite_name: str, row_level: Sequence[RowRuleResult]
+) -> tuple[list[Any], list[Any]]:
+    """GX Expectations of the row-level rules, and their ExpectationValidationResults."""
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationValidationResult,
+    )
+
+    expectations = _build_expectations(
+        {
+            "name": suite_name,
+            "expectations": [
+                {"type": r.type, "kwargs": r.kwargs, "meta": r.meta} for r in row_level
+            ],
+        }
+    )
+    results = [
+        ExpectationValidationResult(
+            success=r.success,
+            expectation_config=expectation.configuration,
+            result=r.gx_result(),
+            exception_info={
+                "raised_exception": False,
+                "exception_message": None,
+                "exception_traceback": None,
+            },
+        )
+        for r, expectation in zip(row_level, expectations, strict=True)
+    ]
+    return expectations, results
+
+
+def _render_docs(
+    context: Any,
+    gx_suite: Any,
+    run_results: dict[Any, Any],
+    row_level: Sequence[RowRuleResult],
+    docs_dir: Path,
+) -> None:
+    """Add the row-level outcomes to the validation result (and their expectations to the
+    suite, before the table-level ones, as in the suite files), store it, render the site and
+    make it work offline."""
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+    )
+    from great_expectations.validator.validation_statistics import calc_validation_statistics
+
+    if row_level:
+        expectations, results = _row_level_results(gx_suite.name, row_level)
+        gx_suite.expectations = [*expectations, *gx_suite.expectations]
+        gx_suite.save()
+        for key, suite_result in run_results.items():
+            suite_result.results = [*results, *suite_result.results]
+            stats = calc_validation_statistics(suite_result.results)
+            suite_result.success = stats.success
+            suite_result.statistics = {
+                "evaluated_expectations": stats.evaluated_expectations,
+                "successful_expectations": stats.successful_expectations,
+                "unsuccessful_expectations": stats.unsuccessful_expectations,
+                "success_percent": stats.success_percent,
+            }
+            context.validation_results_store.set(key, suite_result)
+    context.build_data_docs(
+        site_names=[DOCS_SITE_NAME],
+        resource_identifiers=[
+            *run_results,
+            ExpectationSuiteIdentifier(name=gx_suite.name),
+        ],
+    )
+    datadocs.make_offline(docs_dir)
+
+
 def validate_table_level(
-    df: DataFrame, suite: dict[str, Any], docs_dir: Path | None, run_name: str
+    df: DataFrame,
+    suite: dict[str, Any],
+    docs_dir: Path | None,
+    run_name: str,
+    row_level: Sequence[RowRuleResult] = (),
 ) -> TableValidation:
     """Validate `df` against the (table-level) expectations of `suite` with GX.
 
     `suite` is a parsed GX 1.x suite file. Data Docs are rendered into `docs_dir` when it is
-    given (created if missing; earlier runs already there stay listed in its index).
+    given (created if missing; earlier runs already there stay listed in its index), with the
+    `row_level` outcomes (evaluated by lakeloop) in the same validation result. GX runs when
+    the suite has table-level expectations, or when there are row-level outcomes to render.
     """
     suite_name = suite.get("name")
     if not suite_name or not isinstance(suite_name, str):
         raise ValueError("suite has no 'name'")
     entries = list(suite.get("expectations") or [])
-    if not entries:  # only row-level rules (compiled elsewhere): nothing for GX to run
+    if not entries and (docs_dir is None or not row_level):  # nothing for GX to run or show
         logger.info("GX table-level %s (run %s): no expectations, GX not run", suite_name, run_name)
         return TableValidation(suite_name=suite_name, success=True)
-    expectations = _build_expectations(suite)
+    expectations = _build_expectations(suite) if entries else []
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
 
     if docs_dir is not None:
@@ -223,12 +313,12 @@ def validate_table_level(
     validation = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{suite_name}_{tag}", data=batch_definition, suite=gx_suite)
     )
-    actions = [] if docs_dir is None else [UpdateDataDocsAction(name="update_data_docs")]
+    # No UpdateDataDocsAction: the site is rendered after the row-level outcomes are added.
     checkpoint = context.checkpoints.add(
         gx.Checkpoint(
             name=f"checkpoint_{tag}",
             validation_definitions=[validation],
-            actions=actions,
+            actions=[],
             result_format={"result_format": "SUMMARY"},
         )
     )
@@ -266,6 +356,7 @@ def validate_table_level(
 
     docs_index = None
     if docs_dir is not None:
+        _render_docs(context, gx_suite, result.run_results, row_level, docs_dir)
         index = docs_dir / "index.html"
         docs_index = index if index.exists() else None
         if docs_index is None:
