@@ -416,7 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--force", action="store_true", help="write into a non-empty folder (overwrites same names)"
     )
-    su = sub.add_parser("setup", help="resolve the JVM jars once per user (~/.cache/lakeloop/jars)")
+    su = sub.add_parser(
+        "setup",
+        help="resolve the JVM jars and the Data Docs' web assets once per user "
+        "(~/.cache/lakeloop/jars, ~/.cache/lakeloop/assets)",
+    )
     su.add_argument("--force", action="store_true", help="resolve again even when complete")
 
     from lakeloop import specdoc

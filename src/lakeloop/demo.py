@@ -166,7 +166,7 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
         out.append(
             f"    {rec.run_date}: drifted [{d['drifted'] or '-'}], prediction PSI "
             f"{d['prediction_psi']}, {rec.input_counts['matured_labels']} matured labels: "
-            f"{verdict}{cooling} ({d['rule']})"
+            f"{verdict}{cooling} (rule: {d['rule']})"
         )
     out.append(f"    metrics tables: {pipeline.spec.table('metrics_decisions')} and beside it")
     out.append(f"  run report (HTML, opens offline): {reported.details['report']}")
