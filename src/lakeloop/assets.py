@@ -24,13 +24,14 @@ import base64
 import hashlib
 import json
 import logging
-import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from lakeloop.jars import user_cache
 
 log = logging.getLogger(__name__)
 
@@ -194,12 +195,7 @@ class AssetsSetupError(RuntimeError):
 def cache_root(environ: dict[str, str] | None = None) -> Path:
     """$LAKELOOP_ASSETS_CACHE, else $XDG_CACHE_HOME/lakeloop/assets, else
     ~/.cache/lakeloop/assets."""
-    env = os.environ if environ is None else environ
-    if env.get(CACHE_ENV):
-        return Path(env[CACHE_ENV]).expanduser().resolve()
-    xdg = env.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return (base / "lakeloop" / "assets").resolve()
+    return user_cache("assets", CACHE_ENV, environ)
 
 
 def _stamp_for(package: Package) -> dict[str, object]:

@@ -103,14 +103,20 @@ def versions_key() -> str:
     return f"{spark_version()}-{delta_version()}"
 
 
-def cache_root(environ: dict[str, str] | None = None) -> Path:
-    """$LAKELOOP_JARS_CACHE, else $XDG_CACHE_HOME/lakeloop/jars, else ~/.cache/lakeloop/jars."""
+def user_cache(kind: str, env_var: str, environ: dict[str, str] | None = None) -> Path:
+    """$<env_var>, else $XDG_CACHE_HOME/lakeloop/<kind>, else ~/.cache/lakeloop/<kind>: where
+    lakeloop keeps what it fetches once per user (the jars, the Data Docs' web assets)."""
     env = os.environ if environ is None else environ
-    if env.get(CACHE_ENV):
-        return Path(env[CACHE_ENV]).expanduser().resolve()
+    if env.get(env_var):
+        return Path(env[env_var]).expanduser().resolve()
     xdg = env.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return (base / "lakeloop" / "jars").resolve()
+    return (base / "lakeloop" / kind).resolve()
+
+
+def cache_root(environ: dict[str, str] | None = None) -> Path:
+    """$LAKELOOP_JARS_CACHE, else $XDG_CACHE_HOME/lakeloop/jars, else ~/.cache/lakeloop/jars."""
+    return user_cache("jars", CACHE_ENV, environ)
 
 
 def cache_dir(part: str, environ: dict[str, str] | None = None) -> Path:

@@ -95,25 +95,27 @@ def by_role(scored: DataFrame, task: str) -> DataFrame:
     """One row per (prediction row, model that scored it): the champion's, and the
     challenger's shadow score where there was one. Columns: GROUP, prediction, score (the
     positive class's probability for a classifier, else the prediction), LABEL."""
-    prob = "probability" if task == "classification" else "prediction"
-    champion = scored.select(
-        "model_name",
-        F.col("model_version").cast("int").alias("model_version"),
-        F.lit(CHAMPION).alias(ROLE),
-        PREDICTION_DATE,
-        F.col("prediction").alias("prediction"),
-        F.col(prob).alias("score"),
-        LABEL,
+
+    def rows(role: str, version: str, prediction: str, score: str) -> DataFrame:
+        return scored.where(F.col(version).isNotNull()).select(
+            "model_name",
+            F.col(version).cast("int").alias("model_version"),
+            F.lit(role).alias(ROLE),
+            PREDICTION_DATE,
+            F.col(prediction).alias("prediction"),
+            F.col(score).alias("score"),
+            LABEL,
+        )
+
+    classifier = task == "classification"
+    champion = rows(
+        CHAMPION, "model_version", "prediction", "probability" if classifier else "prediction"
     )
-    cprob = "challenger_probability" if task == "classification" else "challenger_prediction"
-    challenger = scored.where(F.col("challenger_version").isNotNull()).select(
-        "model_name",
-        F.col("challenger_version").cast("int").alias("model_version"),
-        F.lit(CHALLENGER).alias(ROLE),
-        PREDICTION_DATE,
-        F.col("challenger_prediction").alias("prediction"),
-        F.col(cprob).alias("score"),
-        LABEL,
+    challenger = rows(
+        CHALLENGER,
+        "challenger_version",
+        "challenger_prediction",
+        "challenger_probability" if classifier else "challenger_prediction",
     )
     return champion.unionByName(challenger)
 
