@@ -192,8 +192,9 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         missing = [f for f in watched if f not in ref.features]
         if missing:
             raise JobError(
-                f"{m.name} v{champion.version}'s reference profile has no {missing}: the spec's "
-                "features changed since it was trained; retrain it"
+                f"{m.name} v{champion.version}'s reference profile has no {missing}: they are "
+                "not columns of its training set, or monitoring.features changed since it was "
+                "trained (fix monitoring.features, or retrain)"
             )
         # the rows the champion scored today (a challenger-only day has none)
         scored = preds.where(F.col("model_version") == champion.version)

@@ -20,7 +20,6 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakeloop import delta_io
-from lakeloop.config import SpecError
 from lakeloop.ml import tracking
 from lakeloop.ml.pipeline import PREDICTION, PROBABILITY
 from lakeloop.monitoring import drift
@@ -75,11 +74,13 @@ def profile(rows: DataFrame, scored_test: DataFrame, spec: PipelineSpec) -> Refe
         dict.fromkeys([*m.features.numeric, *m.features.categorical, *spec.watched_features])
     )
     missing = [c for c in columns if c not in rows.columns]
-    if missing:
-        raise SpecError(
-            f"monitoring.features: {missing} are not columns of the training set (it has: "
-            f"{', '.join(c for c in rows.columns if not c.startswith('_'))})"
+    if missing:  # train goes on: the monitor refuses a watched feature without a profile
+        log.warning(
+            "monitoring.features %s are not columns of the training set: not profiled (it has: %s)",
+            missing,
+            ", ".join(c for c in rows.columns if not c.startswith("_")),
         )
+        columns = [c for c in columns if c in rows.columns]
     strings = {f.name for f in rows.schema.fields if isinstance(f.dataType, T.StringType)}
     categorical = [c for c in columns if c in m.features.categorical or c in strings]
     numeric = [c for c in columns if c not in categorical]
