@@ -337,6 +337,13 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             ],
             DECISIONS_SCHEMA,
         )
+        # the rows of each table, known on the driver (no Spark count of local rows)
+        written_rows = {
+            DRIFT: len(results),
+            QUALITY: len(q),
+            DATA_QUALITY: len(trend_rows),
+            DECISIONS: 1,
+        }
         for key, df in (
             (DRIFT, drift_df),
             (QUALITY, quality_df),
@@ -348,7 +355,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                 df, path, RUN_DATE, date.isoformat(), rec.run_id, partition_by=RUN_DATE
             )
             rec.add_version(spec.table(key), delta_io.version(spark, path))
-            rec.output_counts[key] = df.count() if key != DRIFT else len(results)
+            rec.output_counts[key] = written_rows[key]
         drifted = sorted(d.feature for d in results[:-1] if d.psi > mon.psi_threshold)
         rec.input_counts["scored_entities"] = n_scored
         rec.input_counts["matured_labels"] = int(n_labels or 0)
