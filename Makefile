@@ -4,11 +4,11 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
-DEMO_DAYS ?= 8
+DEMO_DAYS ?= 6
 DEMO_ROWS ?= 300
 DEMO_START ?= 2026-01-01
 
-.PHONY: help install jars kafka-jars setup browser test lint demo bench bench-ingest bench-validate bench-train bench-monitor kafka-up kafka-down kafka-status clean
+.PHONY: help install jars kafka-jars setup browser test lint demo bench bench-ingest bench-validate bench-train bench-monitor bench-dag kafka-up kafka-down kafka-status airflow-up airflow-down airflow-status clean
 
 help:
 	@echo "make demo   - the whole lifecycle on the embedded defaults"
@@ -44,6 +44,15 @@ kafka-down: setup
 kafka-status: setup
 	$(VENV)/bin/lakeloop kafka status
 
+# The project's own Airflow (api-server + scheduler, SQLite, LocalExecutor) on dags/:
+# AIRFLOW_HOME is .airflow/ here; the UI answers on http://127.0.0.1:8080.
+airflow-up: setup
+	$(VENV)/bin/lakeloop airflow up
+airflow-down: setup
+	$(VENV)/bin/lakeloop airflow down
+airflow-status: setup
+	$(VENV)/bin/lakeloop airflow status
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -61,7 +70,7 @@ test: setup browser
 demo: setup
 	$(VENV)/bin/lakeloop demo --days $(DEMO_DAYS) --rows-per-day $(DEMO_ROWS) --start $(DEMO_START)
 
-bench: bench-ingest bench-validate bench-train bench-monitor
+bench: bench-ingest bench-validate bench-train bench-monitor bench-dag
 
 bench-ingest: setup
 	$(PY) bench/ingest.py $(BENCH_ARGS)
@@ -75,7 +84,11 @@ bench-train: setup
 bench-monitor: setup
 	$(PY) bench/monitor.py $(BENCH_ARGS)
 
+bench-dag: setup
+	$(PY) bench/dag.py $(BENCH_ARGS)
+
 clean:
+	-$(VENV)/bin/lakeloop airflow down
 	-$(VENV)/bin/lakeloop kafka down
 	-$(VENV)/bin/lakeloop kafka down --env test
-	rm -rf .lakehouse .kafka .kafka-test .mlflow .bench
+	rm -rf .lakehouse .kafka .kafka-test .mlflow .bench .airflow

@@ -21,6 +21,7 @@ from lakeloop.config import (
 from lakeloop.jobs.common import JobError
 from lakeloop.kafka_broker import BrokerError
 from lakeloop.kafka_io import TopicError
+from lakeloop.orchestration.server import AirflowError
 
 log = logging.getLogger(__name__)
 
@@ -254,9 +255,42 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from lakeloop import demo
+    if args.in_process:
+        from lakeloop import demo
 
-    return demo.run_demo(_cfg(args), args)
+        return demo.run_demo(_cfg(args), args)
+    from lakeloop.orchestration import demo as airflow_demo
+
+    return airflow_demo.run_airflow_demo(_cfg(args), args)
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    from lakeloop.orchestration import server
+
+    cfg = _cfg(args)
+    if args.action == "up":
+        result = server.up(cfg, args.set)
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        sys.stdout.write(
+            f"Airflow UI: {result['url']} (no login: every user is admin on this local "
+            f"instance); stop it with `lakeloop airflow down`\n"
+        )
+        return 0
+    result = getattr(server, args.action)(cfg)
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    return 3 if args.action == "status" and not result["running"] else 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from lakeloop.orchestration import runs
+    from lakeloop.spec import load_pipeline
+
+    cfg = _cfg(args)
+    pipeline = load_pipeline(cfg, args.pipeline)
+    done = runs.backfill(cfg, pipeline, args.start, args.end, not args.no_wait, args.timeout)
+    for r in done:
+        sys.stdout.write(r.line() + "\n")
+    return 0 if all(r.state == "success" for r in done) or args.no_wait else 1
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
@@ -394,7 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(rp)
 
-    d = sub.add_parser("demo", help="the whole lifecycle on the embedded defaults")
+    d = sub.add_parser(
+        "demo", help="the whole lifecycle on the embedded defaults, through the project's Airflow"
+    )
     d.add_argument("--days", type=int, default=8)
     d.add_argument("--rows-per-day", type=int, default=300)
     d.add_argument(
@@ -408,7 +444,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1))
     d.add_argument("--malformed", type=float, default=0.01)
+    d.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every job in this one process (no Airflow): the quick way to try a spec",
+    )
     add_config_arguments(d)
+
+    af = sub.add_parser(
+        "airflow", help="the project's own Airflow (api-server + scheduler) on its DAGs"
+    )
+    af.add_argument("action", choices=("up", "down", "status"))
+    add_config_arguments(af)
+
+    bf = sub.add_parser(
+        "backfill", help="run the lifecycle DAG for a date range through the Airflow scheduler"
+    )
+    bf.add_argument("--pipeline", required=True)
+    bf.add_argument("--start", required=True, type=dt.date.fromisoformat)
+    bf.add_argument("--end", required=True, type=dt.date.fromisoformat)
+    bf.add_argument("--no-wait", action="store_true", help="create the runs and return")
+    bf.add_argument("--timeout", type=float, default=4 * 3600, help="seconds to wait")
+    add_config_arguments(bf)
 
     i = sub.add_parser("init", help="create a project of your own: conf/, a spec, expectations/")
     i.add_argument("dir", type=Path, help="the new project's folder (created if missing)")
@@ -450,12 +507,14 @@ def main(argv: list[str] | None = None) -> int:
             "init": cmd_init,
             "setup": cmd_setup,
             "report": cmd_report,
+            "airflow": cmd_airflow,
+            "backfill": cmd_backfill,
         }
         return commands[args.command](args)
     except ConfigError as e:
         log.error("%s", e)
         return 2
-    except (JobError, TopicError, BrokerError) as e:  # e.g. a demo step that cannot run
+    except (JobError, TopicError, BrokerError, AirflowError) as e:  # e.g. a demo step
         log.error("%s failed: %s", args.command, e)
         return 1
 

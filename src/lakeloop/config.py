@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import logging
 import os
 import re
@@ -144,6 +145,47 @@ class TrainingSettings(Strict):
     parallelism: int = Field(2, ge=1, le=64)  # models CrossValidator fits at once
 
 
+class QualitySettings(Strict):
+    # GX Data Docs per validated table and date (HTML + vendored assets under the reports
+    # folder). Off in conf/test to keep the suite fast; the Data Docs tests turn it on.
+    data_docs: bool = True
+
+
+class AirflowSettings(Strict):
+    """The project's own Airflow (`lakeloop airflow up`): its home, where its api-server
+    listens, the Spark connection its tasks submit to and the pool that bounds Spark JVMs."""
+
+    home: Path = Path(".airflow")  # AIRFLOW_HOME, relative to the project root
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    dags_folder: Path = Path("dags")
+    parallelism: int = Field(2, ge=1)  # LocalExecutor worker processes
+    # the Spark connection (AIRFLOW_CONN_<ID>) the tasks' SparkSubmitOperator uses; its master
+    # is `spark_master`, or spark.master when unset
+    # false: the DAGs run only when triggered (REST, backfill, the retrain Asset), never on
+    # their cron; for the demo and tests, whose example dates are far from the wall clock
+    # (with catchup off, a scheduled DAG runs its latest interval as soon as it is unpaused)
+    scheduled: bool = True
+    spark_conn_id: str = "lakeloop_spark"
+    spark_master: str | None = None
+    # every Spark task takes one slot: at most this many Spark JVMs at once
+    pool: str = "lakeloop_spark"
+    pool_slots: int = Field(2, ge=1)
+    # the job entry files (spark-submit applications); unset: the checkout's jobs/
+    jobs_dir: Path | None = None
+    # metadata database; unset: SQLite in `home` (a postgresql+psycopg2:// URL for Postgres,
+    # its password through sql_alchemy_conn_env)
+    sql_alchemy_conn_env: str | None = None
+    start_timeout_s: float = 120.0
+
+    @field_validator("spark_conn_id", "pool")
+    @classmethod
+    def _ident(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError(f"{v!r} must be letters, digits and _")
+        return v
+
+
 class AppConfig(Strict):
     env: str = DEFAULT_ENV
     project_root: Path
@@ -154,6 +196,8 @@ class AppConfig(Strict):
     kafka: KafkaSettings = KafkaSettings()
     mlflow: MlflowSettings = MlflowSettings()
     training: TrainingSettings = TrainingSettings()
+    quality: QualitySettings = QualitySettings()
+    airflow: AirflowSettings = AirflowSettings()
 
     def path(self, p: Path | str) -> Path:
         """A configured path, resolved against the project root when relative."""
@@ -276,6 +320,21 @@ def check_no_literal_secrets(data: dict[str, Any], source: str) -> None:
         )
 
 
+SET_ENV = "LAKELOOP_SET"
+
+
+def env_set_pairs() -> list[str]:
+    """The `KEY=VALUE` pairs of LAKELOOP_SET (a JSON list of strings)."""
+    raw = os.environ.get(SET_ENV, "")
+    try:
+        pairs = json.loads(raw) if raw else []
+    except json.JSONDecodeError:
+        pairs = None
+    if not isinstance(pairs, list) or not all(isinstance(p, str) for p in pairs):
+        raise ConfigError(f'{SET_ENV} must be a JSON list of "KEY=VALUE" strings, got {raw!r}')
+    return pairs
+
+
 def parse_set_pairs(pairs: list[str]) -> dict[str, Any]:
     """`["spark.master=local[1]", "lakehouse_root=/tmp/x"]` -> nested dict (values parsed as YAML).
     Under `extra_conf`/`extra_conf_env` the rest of the key is one Spark setting name:
@@ -323,8 +382,14 @@ def load_config(
     overrides: dict[str, Any] | None = None,
     project_root: Path | None = None,
 ) -> AppConfig:
-    """Merge conf/base/*.yaml, conf/<env>/*.yaml and overrides; validate into AppConfig."""
+    """Merge conf/base/*.yaml, conf/<env>/*.yaml and overrides; validate into AppConfig.
+
+    Without `overrides`, `LAKELOOP_SET` (a JSON list of `KEY=VALUE` pairs, as `--set` takes)
+    gives them: how `lakeloop airflow up --set ...` hands its overrides to the DAG files and,
+    through them, to every job the DAGs run."""
     root = (project_root or find_project_root()).resolve()
+    if overrides is None and os.environ.get(SET_ENV):
+        overrides = parse_set_pairs(env_set_pairs())
     env = env or os.environ.get("LAKELOOP_ENV", DEFAULT_ENV)
     if not re.fullmatch(r"[A-Za-z0-9_-]+", env):
         raise ConfigError(f"environment name {env!r} must be letters, digits, - or _")

@@ -19,7 +19,6 @@ wrote, and a retrained model only replaces the champion when it beats it by the 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import sys
 from pathlib import Path
@@ -27,9 +26,8 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lakeloop import delta_io, kafka_broker, kafka_io, runlog
+from lakeloop import delta_io, demo_data, runlog
 from lakeloop.config import AppConfig
-from lakeloop.generate import houses as gen
 from lakeloop.jobs import (
     build_features,
     build_training_set,
@@ -44,7 +42,7 @@ from lakeloop.jobs import report as report_job
 from lakeloop.ml import tracking
 from lakeloop.reports import markdown
 from lakeloop.session import build_spark
-from lakeloop.spec import Pipeline, load_pipeline
+from lakeloop.spec import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -72,26 +70,9 @@ def ingest_report(spark: SparkSession, pipeline: Pipeline, counts: dict, summary
 
 
 def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
-    pipeline = load_pipeline(cfg, "houses")
-    broker = kafka_broker.up(cfg)
-    log.info("Kafka broker answers on %s", broker["bootstrap"])
-    # the spec's topics, as `lakeloop kafka create-topics` makes them (no broker auto-create)
-    topics = [kafka_io.ensure_topic(cfg, source) for source in pipeline.spec.sources.kafka]
-    days = [args.start + dt.timedelta(days=n) for n in range(args.days)]
-    last = days[-1]
-    # the second half of the days drifts (bigger, pricier houses); sales close 2-12 days after
-    # listing, so labels mature for the earlier days' predictions while the demo runs
-    drift_after = args.drift_after or days[max(0, args.days // 2 - 1)]
-    summary = gen.generate(
-        pipeline,
-        start=args.start,
-        days=args.days,
-        rows_per_day=args.rows_per_day,
-        malformed=args.malformed,
-        drift_after=drift_after if drift_after < last else None,
-        history=args.history if args.history is not None else 4 * args.rows_per_day,
-        sale_days=(2, 12),
-    )
+    data = demo_data.prepare(cfg, args)
+    pipeline, broker, topics = data.pipeline, data.broker, data.topics
+    days, last, drift_after, summary = data.days, data.days[-1], data.drift_after, data.summary
     spark = build_spark(cfg, app_name="lakeloop-demo")
     for d in days:
         ingest_files.run(spark, pipeline, d)

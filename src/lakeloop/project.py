@@ -2,7 +2,8 @@
 
 Writes `conf/base`, `conf/dev`, `conf/test` (lakeloop's own configuration, the same files this
 repository runs with), `conf/pipelines/<spec>.yaml`, `expectations/<spec>/`, a README that says
-how to run it, a `.gitignore`, `docs/spec.schema.json` (for editors: the specs point at it), and the `lakeloop.project` marker by which `lakeloop` finds the
+how to run it, `dags/` (the DAG file that builds Airflow DAGs from the specs: `lakeloop airflow
+up`), `jobs/` (the spark-submit entry files the DAGs run), a `.gitignore`, `docs/spec.schema.json` (for editors: the specs point at it), and the `lakeloop.project` marker by which `lakeloop` finds the
 project from any folder inside it (config.find_project_root). The templates ship in the package
 (`resources/project/`, `resources/examples/<example>/`); in a checkout their conf/ and
 expectations/ are symlinks to the repository's own files, so they cannot drift.

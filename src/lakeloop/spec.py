@@ -755,6 +755,85 @@ class RetrainSpec(Strict):
     cooldown_days: int = Field(7, ge=0)
 
 
+JOBS_LIFECYCLE = (
+    "ingest_files",
+    "ingest_kafka",
+    "validate",
+    "build_features",
+    "predict",
+    "monitor",
+    "report",
+)
+JOBS_TRAINING = ("build_training_set", "train")
+_CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"}
+
+
+def check_cron(v: str) -> str:
+    """A cron expression (five fields) or one of Airflow's presets (@daily ...)."""
+    v = v.strip()
+    if v in _CRON_PRESETS:
+        return v
+    fields = v.split()
+    if len(fields) != 5 or not all(re.fullmatch(r"[0-9*/,\-A-Za-z?LW#]+", f) for f in fields):
+        raise ValueError(
+            f"{v!r} is not a cron expression (5 fields, e.g. '0 2 * * *') or one of "
+            f"{sorted(_CRON_PRESETS)}"
+        )
+    return v
+
+
+class TrainingSchedule(Strict):
+    """The training DAG (build_training_set -> train, with the promotion gate). It runs when the
+    lifecycle's monitor recommends retraining (the pipeline's `retrain` Asset) and, when `cron`
+    is set, also on that schedule."""
+
+    cron: str | None = Field(None, description="also train on this schedule (cron or @preset)")
+    _cron = field_validator("cron")(lambda cls, v: v if v is None else check_cron(v))
+
+
+class ScheduleSpec(Strict):
+    """The Airflow DAGs built from this spec (dags/lakeloop_dags.py): a daily lifecycle DAG
+    `<name>_lifecycle` (ingest_files + ingest_kafka -> validate -> build_features -> predict ->
+    monitor -> report -> retrain trigger) and a training DAG `<name>_training`. Each run
+    processes the day of its data interval (`cron` in the spec's time zone): the run for
+    2026-01-01 starts after that day has ended. Every task spark-submits a job file, retries
+    with exponential backoff and has a time limit; Spark tasks share one pool, so that few
+    Spark JVMs run at once."""
+
+    cron: str = Field("@daily", description="the lifecycle DAG's schedule (cron or @preset)")
+    start_date: dt.date = Field(
+        dt.date(2026, 1, 1), description="first logical date the scheduler may run"
+    )
+    catchup: bool = Field(False, description="let the scheduler run missed dates on its own")
+    owner: str = "lakeloop"
+    retries: int = Field(2, ge=0, le=20, description="retries of a failed task")
+    retry_delay_s: int = Field(60, ge=1, description="first retry delay; doubles each retry")
+    max_retry_delay_s: int = Field(900, ge=1)
+    timeout_min: int = Field(60, ge=1, description="a task running longer than this fails")
+    job_timeout_min: dict[str, int] = Field(
+        default_factory=dict, description="per-job time limits (minutes), e.g. {train: 120}"
+    )
+    max_active_runs: int = Field(1, ge=1, description="lifecycle runs at once (dates in order)")
+    tags: list[str] = Field(default_factory=list)
+    training: TrainingSchedule = TrainingSchedule()
+
+    _cron = field_validator("cron")(lambda cls, v: check_cron(v))
+
+    @field_validator("job_timeout_min")
+    @classmethod
+    def _jobs(cls, v: dict[str, int]) -> dict[str, int]:
+        known = (*JOBS_LIFECYCLE, *JOBS_TRAINING)
+        bad = sorted(set(v) - set(known))
+        if bad:
+            raise ValueError(f"unknown job(s) {bad}; jobs are {list(known)}")
+        if any(m < 1 for m in v.values()):
+            raise ValueError("time limits are minutes >= 1")
+        return v
+
+    def timeout(self, job: str) -> dt.timedelta:
+        return dt.timedelta(minutes=self.job_timeout_min.get(job, self.timeout_min))
+
+
 class Sources(Strict):
     """Where the data comes from: file sources and Kafka sources."""
 
@@ -782,8 +861,8 @@ class PipelineSpec(Strict):
     model: ModelSpec | None = None
     monitoring: MonitoringSpec | None = None  # default (with a model): MonitoringSpec()
     retrain: RetrainSpec | None = None  # default (with a model): RetrainSpec()
-    # Placeholder for the orchestration stage; its schema arrives with that stage.
-    schedule: dict[str, Any] | None = None
+    # the Airflow DAGs (dags/lakeloop_dags.py); default: ScheduleSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
 
     _name = field_validator("name", "entity")(lambda cls, v: _ident(v))
     _timezone = field_validator("timezone")(lambda cls, v: check_zone(v))

@@ -23,6 +23,8 @@ def test_init_writes_a_project_whose_spec_loads(example, spec, tmp_path: Path):
         f"conf/pipelines/{spec}.yaml",
         "README.md",
         ".gitignore",
+        "dags/lakeloop_dags.py",  # `lakeloop airflow up` runs the specs' DAGs from here
+        "jobs/predict.py",  # the spark-submit entry files the DAGs run
         PROJECT_MARKER,
     } <= files
     assert any(f.startswith(f"expectations/{spec}/") for f in files)

@@ -8,15 +8,17 @@ import logging
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
-import mlflow.spark
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from pyspark.ml import PipelineModel
 
 from lakeloop.config import AppConfig
 from lakeloop.spec import Pipeline
+
+if TYPE_CHECKING:
+    from pyspark.ml import PipelineModel
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,8 @@ def version_count(client: MlflowClient, name: str) -> int:
 
 
 def load(ref: ModelRef) -> PipelineModel:
+    import mlflow.spark  # Spark only where a model is loaded: the registry look-ups need none
+
     return mlflow.spark.load_model(ref.uri)
 
 

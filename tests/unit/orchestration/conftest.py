@@ -1,0 +1,1 @@
+import tests.airflow_env  # noqa: F401  (the Airflow environment, before airflow is imported)
