@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
-DEMO_DAYS ?= 6
+DEMO_DAYS ?= 5
 DEMO_ROWS ?= 300
 DEMO_START ?= 2026-01-01
 

@@ -431,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser(
         "demo", help="the whole lifecycle on the embedded defaults, through the project's Airflow"
     )
-    d.add_argument("--days", type=int, default=8)
+    d.add_argument("--days", type=int, default=5)
     d.add_argument("--rows-per-day", type=int, default=300)
     d.add_argument(
         "--drift-after",

@@ -162,9 +162,11 @@ class AirflowSettings(Strict):
     parallelism: int = Field(2, ge=1)  # LocalExecutor worker processes
     # the Spark connection (AIRFLOW_CONN_<ID>) the tasks' SparkSubmitOperator uses; its master
     # is `spark_master`, or spark.master when unset
-    # false: the DAGs run only when triggered (REST, backfill, the retrain Asset), never on
-    # their cron; for the demo and tests, whose example dates are far from the wall clock
-    # (with catchup off, a scheduled DAG runs its latest interval as soon as it is unpaused)
+    # false: the DAGs do work only when triggered (REST, backfill, the retrain Asset): a run the
+    # scheduler creates on its cron is skipped by the lifecycle's first task. For the demo and
+    # tests, whose example dates are far from the wall clock (with catchup off, a cron DAG runs
+    # its latest interval as soon as it is unpaused). A backfill needs the cron timetable, so
+    # the DAGs keep it either way.
     scheduled: bool = True
     spark_conn_id: str = "lakeloop_spark"
     spark_master: str | None = None

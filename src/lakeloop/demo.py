@@ -1,19 +1,18 @@
-"""`lakeloop demo` / `make demo`: the whole lifecycle on the embedded defaults.
+"""`lakeloop demo --in-process`: the whole lifecycle in this one process, no Airflow (the
+quick way to try a spec; `lakeloop demo` without the flag runs it through Airflow:
+lakeloop.orchestration.demo).
 
-Starts the local Kafka broker, creates the spec's topics (what `lakeloop kafka create-topics`
-does: the broker does not auto-create them), generates the houses example (files + sale events,
-with faults; the first day brings a backlog of past sales; the second half of the days drifts:
-bigger houses at higher prices; sales close 2-12 days after listing), ingests every day's files
-and the Kafka topic into bronze Delta, validates each day into silver + quarantine (with GX Data
-Docs and a summary), builds the feature table, trains on the backlog (the point-in-time
-training set as of the first day; the model becomes the champion only through the promotion
-gate, and its reference profile is stored), then for each day writes the batch predictions and
-runs the monitor (drift against the reference, quality from the labels matured so far, the
-data-quality trend, the retrain decision), and ends with the HTML run report of the last day
-and its index. Re-running it is harmless: files are rewritten identically, days already
-produced to Kafka are not produced again, ingest, predictions and metrics replace what they
-wrote, and a retrained model only replaces the champion when it beats it by the spec's margin
-(otherwise it is scored in shadow as challenger).
+Prepares the example (lakeloop.demo_data: the broker, the topics, the houses example), then
+ingests every day's files and the Kafka topic into bronze Delta, validates each day into
+silver + quarantine (with GX Data Docs and a summary), builds the feature table, trains on the
+backlog (the point-in-time training set as of the first day; the model becomes the champion
+only through the promotion gate, and its reference profile is stored), then for each day
+writes the batch predictions and runs the monitor (drift against the reference, quality from
+the labels matured so far, the data-quality trend, the retrain decision), and ends with the
+HTML run report of the last day and its index. Re-running it is harmless: files are rewritten
+identically, days already produced to Kafka are not produced again, ingest, predictions and
+metrics replace what they wrote, and a retrained model only replaces the champion when it
+beats it by the spec's margin (otherwise it is scored in shadow as challenger).
 """
 
 from __future__ import annotations

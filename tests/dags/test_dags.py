@@ -40,15 +40,17 @@ def test_lifecycle_order_and_assets(bag):
     dag = bag.dags["houses_lifecycle"]
     up = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks}
     assert up == {
-        "ingest_files": set(),
-        "ingest_kafka": set(),
+        # conf/test: airflow.scheduled false, so the scheduler's own runs are skipped first
+        "triggered_only": set(),
+        "ingest_files": {"triggered_only"},
+        "ingest_kafka": {"triggered_only"},
         "validate": {"ingest_files", "ingest_kafka"},
         "build_features": {"validate"},
         "champion_check": {"build_features"},
         "predict": {"champion_check"},
         "monitor": {"predict"},
         "report": {"monitor"},
-        "retrain_trigger": {"report"},
+        "retrain_trigger": {"report", "build_features"},
     }
     outlets = {t.task_id: {a.uri for a in t.outlets} for t in dag.tasks}
     assert outlets["ingest_kafka"] == {
@@ -59,7 +61,8 @@ def test_lifecycle_order_and_assets(bag):
     assert "lakeloop://houses/metrics.houses_decisions" in outlets["monitor"]
     assert outlets["retrain_trigger"] == {"lakeloop://houses/retrain"}
     # the retrain trigger runs after a skipped scoring (no champion yet), not after a failure
-    assert dag.get_task("retrain_trigger").trigger_rule == "none_failed"
+    # nor when everything was skipped
+    assert dag.get_task("retrain_trigger").trigger_rule == "none_failed_min_one_success"
 
     training = bag.dags["houses_training"]
     assert [a.uri for a in training.timetable.asset_condition.objects] == [
@@ -129,11 +132,14 @@ def test_schedule_retries_timeouts_and_owner_come_from_the_spec(dag_env, tmp_pat
     # its own cron, or the retrain Asset
     assert training.timetable.timetable.expression == "0 4 * * 0"
     assert training.timetable.asset_condition.uri == "lakeloop://houses/retrain"
-    # airflow.scheduled false (conf/test, the demo): the DAGs run only when triggered
+    assert "triggered_only" not in life.task_ids  # scheduled: the cron's runs do the work
+    # airflow.scheduled false (conf/test, the demo): the cron stays (backfills need it), a run
+    # the scheduler creates on it is skipped by the first task; training on the Asset only
     monkeypatch.setenv("LAKELOOP_SET", json.dumps(sets))
     unscheduled = dag_env()
-    assert unscheduled.dags["houses_lifecycle"].timetable.can_be_scheduled is False
-    assert not hasattr(unscheduled.dags["houses_training"].timetable, "timetable")  # Asset only
+    assert unscheduled.dags["houses_lifecycle"].timetable.expression == "30 2 * * *"
+    assert "triggered_only" in unscheduled.dags["houses_lifecycle"].task_ids
+    assert not hasattr(unscheduled.dags["houses_training"].timetable, "timetable")
 
 
 def test_the_date_is_the_day_in_the_pipelines_zone():
@@ -215,3 +221,17 @@ def test_parsing_the_dag_file_starts_no_spark_and_loads_no_job_module(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "BAD []" in r.stdout, r.stdout[-2000:]
+
+
+def test_the_guard_skips_only_the_runs_the_scheduler_creates_itself():
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.utils.types import DagRunType
+
+    from lakeloop.orchestration.dags import _triggered_only
+
+    with pytest.raises(AirflowSkipException, match="only when triggered"):
+        _triggered_only(dag_run=SimpleNamespace(run_type=DagRunType.SCHEDULED))
+    for kind in (DagRunType.MANUAL, DagRunType.BACKFILL_JOB, DagRunType.ASSET_TRIGGERED):
+        assert _triggered_only(dag_run=SimpleNamespace(run_type=kind)) is None

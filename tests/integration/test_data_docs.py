@@ -85,7 +85,8 @@ def site(spark, tmp_path_factory) -> Path:
     """One small houses day (listings only, some malformed rows), ingested and validated."""
     assets.setup()  # the user cache `lakeloop setup` fills; a no-op when it is there
     tmp = tmp_path_factory.mktemp("datadocs")
-    cfg = load_config("test", {"lakehouse_root": str(tmp / "lakehouse")}, project_root=ROOT)
+    overrides = {"lakehouse_root": str(tmp / "lakehouse"), "quality": {"data_docs": True}}
+    cfg = load_config("test", overrides, project_root=ROOT)  # conf/test turns Data Docs off
 
     def listings_only(d):
         d["expectations"] = [e for e in d["expectations"] if e["source"] == "bronze_listings"]
@@ -94,7 +95,12 @@ def site(spark, tmp_path_factory) -> Path:
     gen.generate(p, start=D1, days=1, rows_per_day=120, malformed=0.05, produce=False)
     ingest_files.run(spark, p, D1)
     rec = validate.run(spark, p, D1)
-    return Path(rec.details["bronze_listings.data_docs"]).parent
+    docs = rec.details["bronze_listings.data_docs"]  # the run log names the site's index
+    assert (
+        docs.endswith("index.html")
+        and f"GX Data Docs: {docs}" in open(rec.details["summary"]).read()
+    )
+    return Path(docs).parent
 
 
 def browse(chromium: Path, page: Path, work: Path) -> tuple[dict, str, dict]:

@@ -1,8 +1,10 @@
 """monitor end to end on the houses pipeline (New York time, real Kafka): a champion trained on
-the backlog of past sales, four days of listings of which the last three are drifted by the
+the backlog of past sales, three days of listings of which the last two are drifted by the
 generator (sqft +300), then: drift fires for sqft and for no other watched feature, the retrain
-policy waits out its cooldown and then recommends, a re-run of a date gives identical metric
-rows, and late sales change the quality of exactly the prediction date they answer."""
+policy waits for its rule (2 of the last 3 runs) and for its cooldown (3 days: the last day's
+decision within it), and recommends once the cooldown is over (the last day monitored again
+with a 2-day cooldown), a re-run of a date gives identical metric rows, and late sales change
+the quality of exactly the prediction date they answer."""
 
 from __future__ import annotations
 
@@ -33,8 +35,8 @@ from tests.integration.test_train_predict import ml_config
 
 ZONE = "America/New_York"
 D1 = dt.date(2026, 2, 2)
-DAYS = [D1 + dt.timedelta(days=i) for i in range(4)]  # D1 clean, then three drifted days
-D4 = DAYS[-1]
+DAYS = [D1 + dt.timedelta(days=i) for i in range(3)]  # D1 clean, then two drifted days
+D3 = DAYS[-1]
 WATCHED = [
     "sqft",
     "bedrooms",
@@ -53,21 +55,23 @@ def lifecycle(spark, broker, tmp_path_factory):
     cfg = ml_config(tmp)
     topic = f"test.sales.{uuid.uuid4().hex[:10]}"
 
-    def edit(d):
+    def edit(d, cooldown_days=3):
         d["sources"]["kafka"][0].update(topic=topic)
         d["timezone"] = ZONE
         # ~1000 backlog sales to learn from; a small test window
         d["model"]["test_days"] = 7
         d["model"]["tuning"]["folds"] = 2
+        d["retrain"]["cooldown_days"] = cooldown_days
+        assert d["retrain"]["drift"] == {"runs": 2, "of_last": 3}
 
     p, _ = spec_variant(cfg, tmp, edit)
-    gen.generate(p, start=D1, days=4, rows_per_day=300, drift_after=D1, history=1000)
+    gen.generate(p, start=D1, days=3, rows_per_day=300, drift_after=D1, history=1000)
     for d in DAYS:
         ingest_files.run(spark, p, d)
-    ingest_kafka.run(spark, p, D4)
+    ingest_kafka.run(spark, p, D3)
     for d in DAYS:
         validate.run(spark, p, d)
-    build_features.backfill(spark, p, D1, D4)
+    build_features.backfill(spark, p, D1, D3)
     build_training_set.run(spark, p, D1)
     trained = train.run(spark, p, D1)
     assert trained.details["decision"] == "promoted", trained.details
@@ -75,7 +79,12 @@ def lifecycle(spark, broker, tmp_path_factory):
     for d in DAYS:
         predict.run(spark, p, d)
         runs[d] = monitor.run(spark, p, d)
-    return p, runs
+    # D3 two days after training: within the 3-day cooldown; the same lakehouse with a 2-day
+    # cooldown is past it (what a 4th day with a 3-day cooldown showed, one day less to run)
+    in_cooldown = {r.run_date: r for r in _table(spark, p, DECISIONS).collect()}
+    p, _ = spec_variant(cfg, tmp, lambda d: edit(d, cooldown_days=2))
+    runs[D3] = monitor.run(spark, p, D3)
+    return p, runs, in_cooldown
 
 
 def _table(spark, p, key):
@@ -83,7 +92,7 @@ def _table(spark, p, key):
 
 
 def test_drift_fires_for_the_drifted_feature_only(spark, lifecycle):
-    p, _ = lifecycle
+    p, _, _ = lifecycle
     rows = _table(spark, p, DRIFT).collect()
     by = {(r.run_date, r.feature): r for r in rows}
     assert {f for (d, f) in by if d == D1} == {*WATCHED, "prediction"}
@@ -100,32 +109,34 @@ def test_drift_fires_for_the_drifted_feature_only(spark, lifecycle):
     pred = by[(D1, "prediction")]
     assert pred.kind == "prediction" and pred.psi is not None and pred.ks is not None
     assert pred.rows_current == 300 and len(pred.bins) == len(pred.current_counts)
-    assert {r.model_version for r in rows} == {1} and len({r.run_id for r in rows}) == 4
+    assert {r.model_version for r in rows} == {1} and len({r.run_id for r in rows}) == len(DAYS)
 
 
 def test_policy_waits_for_its_rule_and_for_the_cooldown(spark, lifecycle):
-    p, runs = lifecycle
-    got = {r.run_date: r for r in _table(spark, p, DECISIONS).collect()}
+    p, runs, cooling = lifecycle
     # trained on D1, cooldown 3 days; drift needs 2 of the last 3 runs over 0.2
-    assert (got[DAYS[0]].rule, got[DAYS[0]].retrain_recommended) == ("none", False)
-    assert (got[DAYS[1]].rule, got[DAYS[1]].retrain_recommended) == ("none", False)
-    assert (got[DAYS[2]].rule, got[DAYS[2]].in_cooldown) == ("drift", True)
-    assert not got[DAYS[2]].retrain_recommended and "cooldown 3 days" in got[DAYS[2]].reason
-    assert (got[D4].rule, got[D4].retrain_recommended, got[D4].in_cooldown) == (
+    assert (cooling[DAYS[0]].rule, cooling[DAYS[0]].retrain_recommended) == ("none", False)
+    assert (cooling[DAYS[1]].rule, cooling[DAYS[1]].retrain_recommended) == ("none", False)
+    assert (cooling[D3].rule, cooling[D3].in_cooldown) == ("drift", True)
+    assert not cooling[D3].retrain_recommended and "cooldown 3 days" in cooling[D3].reason
+    # D3 again with a 2-day cooldown: past it, the rule recommends; the other dates unchanged
+    got = {r.run_date: r for r in _table(spark, p, DECISIONS).collect()}
+    assert {d: got[d].asDict() for d in DAYS[:2]} == {d: cooling[d].asDict() for d in DAYS[:2]}
+    assert (got[D3].rule, got[D3].retrain_recommended, got[D3].in_cooldown) == (
         "drift",
         True,
         False,
     )
-    evidence = json.loads(got[D4].evidence)
-    assert evidence["drift"]["runs_over"] == 3 and evidence["cooldown"]["days_since"] == 3
-    assert got[D4].last_trained == D1
-    assert runs[D4].details["retrain_recommended"] == "true"
-    assert "sqft" in runs[D4].details["drifted"]
+    evidence = json.loads(got[D3].evidence)
+    assert evidence["drift"]["runs_over"] == 2 and evidence["cooldown"]["days_since"] == 2
+    assert evidence["cooldown"]["cooldown_days"] == 2 and got[D3].last_trained == D1
+    assert runs[D3].details["retrain_recommended"] == "true"
+    assert "sqft" in runs[D3].details["drifted"]
 
 
 def test_data_quality_trend_has_a_row_per_table_and_day(spark, lifecycle):
-    p, _ = lifecycle
-    rows = _table(spark, p, DATA_QUALITY).where(F.col("run_date") == D4).collect()
+    p, _, _ = lifecycle
+    rows = _table(spark, p, DATA_QUALITY).where(F.col("run_date") == D3).collect()
     listings = {r.data_date: r for r in rows if r.table == p.spec.table("silver_listings")}
     assert set(listings) == set(DAYS)
     r = listings[D1]
@@ -143,29 +154,29 @@ def _metric_rows(spark, p, key, date):
 
 
 def test_a_rerun_gives_identical_metric_rows(spark, lifecycle):
-    p, _ = lifecycle
-    before = {k: _metric_rows(spark, p, k, D4) for k in (DRIFT, QUALITY, DATA_QUALITY, DECISIONS)}
-    others = _metric_rows(spark, p, DRIFT, DAYS[2])
-    again = monitor.run(spark, p, D4)
+    p, _, _ = lifecycle
+    before = {k: _metric_rows(spark, p, k, D3) for k in (DRIFT, QUALITY, DATA_QUALITY, DECISIONS)}
+    others = _metric_rows(spark, p, DRIFT, DAYS[1])
+    again = monitor.run(spark, p, D3)
     for key, rows in before.items():
-        assert _metric_rows(spark, p, key, D4) == rows, key
-    assert _metric_rows(spark, p, DRIFT, DAYS[2]) == others  # other dates untouched
-    assert {r.run_id for r in _table(spark, p, DRIFT).where(F.col("run_date") == D4).collect()} == {
+        assert _metric_rows(spark, p, key, D3) == rows, key
+    assert _metric_rows(spark, p, DRIFT, DAYS[1]) == others  # other dates untouched
+    assert {r.run_id for r in _table(spark, p, DRIFT).where(F.col("run_date") == D3).collect()} == {
         again.run_id
     }
 
 
 def test_late_labels_change_the_quality_of_their_prediction_date_only(spark, lifecycle):
-    p, _ = lifecycle
+    p, _, _ = lifecycle
     quality = lambda: {  # noqa: E731
         (r.prediction_date, r.metric): r
         for r in _table(spark, p, QUALITY)
-        .where((F.col("run_date") == D4) & (F.col("role") == "champion"))
+        .where((F.col("run_date") == D3) & (F.col("role") == "champion"))
         .collect()
     }
     before = quality()
     assert before[(D1, "rmse")].matured_labels == 0 and before[(D1, "rmse")].value is None
-    # sales of 60 of D1's listings land, sold two days after D1 (New York time)
+    # sales of 60 of D1's listings land, sold two days after D1 (on D3, New York time)
     listings = (
         delta_io.read(spark, p.table_path("silver_listings"))
         .where(F.col("_ingest_date") == D1)
@@ -189,9 +200,9 @@ def test_late_labels_change_the_quality_of_their_prediction_date_only(spark, lif
         }
         messages.append((r.listing_id.encode(), json.dumps(sale).encode()))
     gen.produce_sales(p, messages)
-    ingest_kafka.run(spark, p, D4)
-    validate.run(spark, p, D4)
-    monitor.run(spark, p, D4)
+    ingest_kafka.run(spark, p, D3)
+    validate.run(spark, p, D3)
+    monitor.run(spark, p, D3)
     after = quality()
     rmse = after[(D1, "rmse")]
     assert rmse.matured_labels == 60 and 5_000 < rmse.value < 40_000
@@ -203,7 +214,7 @@ def test_late_labels_change_the_quality_of_their_prediction_date_only(spark, lif
 
 
 def test_monitor_without_predictions_for_the_date_says_what_to_run(spark, lifecycle):
-    p, _ = lifecycle
+    p, _, _ = lifecycle
     with pytest.raises(JobError, match="run predict for 2026-02-10 first"):
         monitor.run(spark, p, dt.date(2026, 2, 10))
 
@@ -212,8 +223,8 @@ def test_the_run_report_shows_every_section_with_a_plot(spark, lifecycle):
     from lakeloop.jobs import report as report_job
     from tests.unit.reports.test_html_report import SECTIONS, Page
 
-    p, _ = lifecycle
-    rec = report_job.run(spark, p, D4)  # after the late labels: matured predictions to plot
+    p, _, _ = lifecycle
+    rec = report_job.run(spark, p, D3)  # after the late labels: matured predictions to plot
     page = Page(open(rec.details["report"]).read())
     assert tuple(page.sections) == SECTIONS
     assert {s: n for s, n in page.sections.items() if n == 0} == {}, page.notes
@@ -221,4 +232,4 @@ def test_the_run_report_shows_every_section_with_a_plot(spark, lifecycle):
     words = " ".join(page.text)
     assert "sqft" in words and "RETRAIN RECOMMENDED" in words
     index = Page(open(rec.details["index"]).read())
-    assert f"{D4}.html" in index.links
+    assert f"{D3}.html" in index.links

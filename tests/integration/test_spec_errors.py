@@ -80,7 +80,11 @@ def test_a_suite_with_row_rules_only_validates_without_gx(spark, tmp_path):
         '{"type": "expect_column_values_to_be_null", "kwargs": {"column": "_error"}},'
         '{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "listing_id"}}]}'
     )
-    overrides = {"lakehouse_root": str(tmp_path / "lakehouse"), "expectations_dir": str(exp)}
+    overrides = {
+        "lakehouse_root": str(tmp_path / "lakehouse"),
+        "expectations_dir": str(exp),
+        "quality": {"data_docs": True},  # off in conf/test
+    }
     cfg = load_config("test", overrides, project_root=ROOT)
 
     def edit(d):

@@ -73,7 +73,8 @@ def test_bronze_equals_silver_plus_quarantine_and_no_bad_row_in_silver(spark, li
     assert silver.where("array_contains(_flags, 'outlier(sqft)')").count() > 0
     summary = open(rec.details["summary"]).read()
     assert "pass rate" in summary and "top failing rules" in summary
-    assert rec.details["bronze_listings.data_docs"].endswith(".html")
+    # conf/test turns GX Data Docs off (test_data_docs turns them on and checks them)
+    assert "bronze_listings.data_docs" not in rec.details
     assert rec.output_counts["silver_listings"] == silver.count()
 
 
@@ -117,12 +118,21 @@ def test_blocking_table_expectation_fails_and_writes_nothing(spark, cfg, tmp_pat
     )
     gen.generate(p, start=D1, days=1, rows_per_day=50, produce=False)
     ingest_files.run(spark, p, D1)
+    # with Data Docs off (conf/test) GX still runs the table-level suite, and it still blocks
+    assert p.cfg.quality.data_docs is False
     with pytest.raises(
         JobError, match="blocking expectation.*expect_table_row_count_to_be_between"
-    ):
+    ) as blocked:
         validate.run(spark, p, D1)
+    assert "observed 50" in str(blocked.value) and "Data Docs" not in str(blocked.value)
     assert delta_io.version(spark, p.table_path("silver_listings")) is None
     assert delta_io.version(spark, p.table_path("quarantine_listings")) is None
+    # ... and no site is rendered: the summary is written, no Data Docs beside it
+    reports = p.root / "reports/houses/validate/2026-01-01"
+    assert (reports / "summary.md").is_file() and "Data Docs" not in (
+        reports / "summary.md"
+    ).read_text()
+    assert not list(reports.rglob("*.html")) and not list(reports.rglob("data_docs"))
 
 
 def test_schema_change_is_quarantined_or_a_clear_error_never_nulled(spark, listings_only):

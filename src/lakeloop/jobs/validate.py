@@ -22,6 +22,10 @@ and one for quarantine; if a write fails, the commits this run made are rolled b
 RESTORE) and the message says which. Checked after the writes (a broken check rolls back too):
 for every date written, bronze rows = silver + quarantine, and no key of the date's silver rows
 is in silver of another date. The summary (summary.md) is written whatever the outcome.
+
+GX Data Docs (the whole suite's results, HTML with its assets vendored, under the report
+folder) are rendered per table when `quality.data_docs` is on (the default); off, the
+table-level expectations still run through GX and still block, only the site is not rendered.
 """
 
 from __future__ import annotations
@@ -275,13 +279,17 @@ def evaluate_table(
             all_quarantine = all_quarantine.unionByName(lost, allowMissingColumns=True)
         summary = _summary(pipeline, v, suite, gated, silver, quarantine, None)
         summary.moved = moved
-        # Data Docs: the table-level outcomes (GX, on the silver rows) and the row rules'
-        # outcomes (the summary's counts) in one validation result; offline assets vendored.
-        row_level = row_rule_results(gated, suite, dict(summary.top_rules), summary.bronze)
+        # Data Docs (`quality.data_docs`): the table-level outcomes (GX, on the silver rows)
+        # and the row rules' outcomes (the summary's counts) in one validation result; offline
+        # assets vendored. Without them GX still runs the table-level expectations (the gate).
+        docs_dir, row_level = None, []
+        if pipeline.cfg.quality.data_docs:
+            docs_dir = report_dir / v.source / "data_docs"
+            row_level = row_rule_results(gated, suite, dict(summary.top_rules), summary.bronze)
         table_level = summary.table_level = validate_table_level(
             silver,
             suite.table_suite(),
-            report_dir / v.source / "data_docs",
+            docs_dir,
             f"{pipeline.name}-{v.source}-{date}",
             row_level,
         )

@@ -104,11 +104,7 @@ def lifecycle_dag(pipeline: Pipeline, set_pairs: list[str]) -> DAG | None:
     with DAG(
         dag_id=plan.lifecycle_dag_id(spec.name),
         description=f"{spec.name}: one day through ingest, validate, features, predict, monitor",
-        schedule=(
-            CronDataIntervalTimetable(s.cron, timezone=spec.timezone)
-            if pipeline.cfg.airflow.scheduled
-            else None
-        ),
+        schedule=CronDataIntervalTimetable(s.cron, timezone=spec.timezone),
         start_date=dt.datetime.combine(s.start_date, dt.time(), tzinfo=tz),
         catchup=s.catchup,
         max_active_runs=s.max_active_runs,
@@ -132,6 +128,17 @@ def lifecycle_dag(pipeline: Pipeline, set_pairs: list[str]) -> DAG | None:
                     doc_md="skips scoring while the model has no champion",
                 )
         _chain(tasks, jobs)
+        if not pipeline.cfg.airflow.scheduled:  # the scheduler's own runs do nothing here
+            guard = PythonOperator(
+                task_id=plan.GUARD_TASK,
+                python_callable=_triggered_only,
+                execution_timeout=dt.timedelta(minutes=5),
+                doc_md="skips the runs the scheduler creates on its own (airflow.scheduled: "
+                "false); triggered runs, backfills and Asset runs go on",
+            )
+            for t in jobs:
+                if not t.upstream:
+                    guard >> tasks[t.job]
         if "monitor" in tasks:
             retrain = plan.retrain_uri(spec.name)
             trigger = PythonOperator(
@@ -139,13 +146,14 @@ def lifecycle_dag(pipeline: Pipeline, set_pairs: list[str]) -> DAG | None:
                 python_callable=_retrain_trigger,
                 op_kwargs={**common, "date": date, "retrain_uri": retrain},
                 outlets=[_asset(retrain)],
-                # runs after a skipped scoring too (no champion yet), not after a failure
-                trigger_rule=TriggerRule.NONE_FAILED,
+                # runs after a skipped scoring too (no champion yet: build_features succeeded),
+                # not after a failure, nor when everything was skipped
+                trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
                 execution_timeout=dt.timedelta(minutes=5),
                 doc_md="emits the `retrain` Asset when the monitor's decision for the day "
                 "says `retrain_recommended` (its reason as the event's extra); skipped otherwise",
             )
-            tasks[jobs[-1].job] >> trigger
+            [tasks["build_features"], tasks[jobs[-1].job]] >> trigger
     return dag
 
 
@@ -157,7 +165,7 @@ def training_dag(pipeline: Pipeline, set_pairs: list[str]) -> DAG | None:
     s = spec.schedule
     retrain = _asset(plan.retrain_uri(spec.name))
     schedule: Any = [retrain]
-    if s.training.cron and pipeline.cfg.airflow.scheduled:
+    if s.training.cron and pipeline.cfg.airflow.scheduled:  # (a cron-only run would be skipped)
         schedule = AssetOrTimeSchedule(
             timetable=CronDataIntervalTimetable(s.training.cron, timezone=spec.timezone),
             assets=retrain,
@@ -190,6 +198,16 @@ def _retrain_trigger(**kwargs: Any) -> Any:
     from lakeloop.orchestration.tasks import retrain_trigger
 
     return retrain_trigger(**kwargs)
+
+
+def _triggered_only(dag_run: Any = None, **_: Any) -> None:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if dag_run is not None and str(dag_run.run_type).lower().endswith("scheduled"):
+        raise AirflowSkipException(
+            "this Airflow runs the DAGs only when triggered (airflow.scheduled: false): the run "
+            "the scheduler created on its own does nothing"
+        )
 
 
 def _champion_check(**kwargs: Any) -> Any:

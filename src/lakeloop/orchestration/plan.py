@@ -14,6 +14,7 @@ ASSET_SCHEME = "lakeloop"
 RETRAIN = "retrain"  # the Asset the lifecycle emits when the monitor recommends retraining
 RETRAIN_TASK = "retrain_trigger"
 CHAMPION_TASK = "champion_check"
+GUARD_TASK = "triggered_only"  # with airflow.scheduled false: skips the scheduler's own runs
 TRAINING_DATE_TASK = "training_date"
 
 

@@ -13,6 +13,7 @@ the DAGs; running with other settings is an error that says to stop it first.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 PROCESSES = ("api-server", "scheduler")  # started in this order, stopped in reverse
 STOP_GRACE_S = 30.0
+INSTANCE_ENV = "LAKELOOP_AIRFLOW_INSTANCE"
 
 
 class AirflowError(RuntimeError):
@@ -77,6 +79,9 @@ def environment(cfg: AppConfig, set_pairs: list[str]) -> dict[str, str]:
         "LAKELOOP_SET": json.dumps(set_pairs),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONUNBUFFERED": "1",
+        # marks every process of this instance (tasks, spark-submits, JVMs inherit it): what
+        # `down` looks for; a shell that only exports AIRFLOW_HOME is never matched
+        INSTANCE_ENV: str(h),
     }
     if a.sql_alchemy_conn_env:
         url = cfg.secret(a.sql_alchemy_conn_env)
@@ -235,8 +240,48 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def home_processes(cfg: AppConfig) -> list[int]:
+    """Processes started by this Airflow instance (the scheduler's task processes, the
+    spark-submits and JVMs they start: each inherits INSTANCE_ENV), found in /proc."""
+    marker = f"{INSTANCE_ENV}={home(cfg)}".encode() + b"\0"
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            if marker in (d / "environ").read_bytes():
+                found.append(int(d.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
+def _kill_all(pids: list[int], grace: float) -> list[int]:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.5)
+        alive = [p for p in alive if Path(f"/proc/{p}").exists() and not _zombie(p)]
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return alive
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def down(cfg: AppConfig) -> dict[str, Any]:
-    """SIGTERM each process group (scheduler first), SIGKILL what is left after the grace."""
+    """SIGTERM each process group (scheduler first), SIGKILL what is left after the grace; then
+    any process still carrying this home's AIRFLOW_HOME (a task process in a group of its own,
+    a spark-submit, its JVM) gets the same."""
     stopped = {}
     for name in reversed(PROCESSES):
         f = _pid_file(cfg, name)
@@ -254,5 +299,9 @@ def down(cfg: AppConfig) -> dict[str, Any]:
                 os.killpg(pid, signal.SIGKILL)
             stopped[name] = pid
         f.unlink(missing_ok=True)
+    leftover = home_processes(cfg)
+    killed = _kill_all(leftover, 10.0) if leftover else []
+    if leftover:
+        log.info("stopped %d leftover process(es) of %s: %s", len(leftover), home(cfg), leftover)
     (home(cfg) / "state.json").unlink(missing_ok=True)
-    return {"stopped": stopped}
+    return {"stopped": stopped, "leftover_stopped": leftover, "killed": killed}

@@ -10,6 +10,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from lakeloop.orchestration import plan
 from lakeloop.orchestration.api import AirflowApi
@@ -164,10 +165,13 @@ def render(api: AirflowApi, pipeline: Pipeline) -> str:
     for run in runs:
         s = RunSummary.of(api, run)
         out.append(s.line())
+        if run.get("run_type") == "scheduled" and all(
+            t["state"] == "skipped" for t in api.task_instances(run["dag_id"], run["dag_run_id"])
+        ):
+            out.append("    the scheduler's own run: skipped (airflow.scheduled: false)")
+            continue
         if run["dag_id"] == life and run.get("logical_date"):
             day = dt.datetime.fromisoformat(run["logical_date"].replace("Z", "+00:00"))
-            from zoneinfo import ZoneInfo
-
             local = day.astimezone(ZoneInfo(pipeline.spec.timezone)).date()
             lines = lifecycle_lines(jobs, local, pipeline)
             extra = events.get(run["dag_run_id"])
