@@ -41,5 +41,5 @@ def configure(level: int | str | None = None) -> None:
     handler._lakeloop = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("py4j", "kafka", "great_expectations", "urllib3", "alembic"):
+    for noisy in ("py4j", "kafka", "great_expectations", "urllib3", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,5 +1,5 @@
 """The monitor's retrain decision of one date, read from the decisions Delta table without a
-JVM (delta-rs): the lifecycle DAG's last task reads it in well under a second, where a Spark
+JVM (orchestration.tables: delta-rs + pyarrow): the lifecycle DAG's last task reads it in well under a second, where a Spark
 session would cost a JVM start and a pool slot. Works on any URI delta-rs reads (a local path,
 s3://, abfss://, gs://)."""
 
@@ -9,6 +9,9 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+import pyarrow.compute as pc
+
+from lakeloop.orchestration import tables
 from lakeloop.spec import Pipeline
 
 log = logging.getLogger(__name__)
@@ -43,22 +46,19 @@ class Decision:
 
 def read(pipeline: Pipeline, date: dt.date) -> Decision:
     """The decision row the monitor wrote for `date` (replaced per date, so at most one)."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
     key = "metrics_decisions"
     path = pipeline.table_path(key)
     try:
-        table = DeltaTable(path)
-    except TableNotFoundError:
+        data = tables.dataset(path)
+    except tables.TableMissing:
         raise DecisionMissing(
             f"{pipeline.spec.table(key)} does not exist at {path}: the monitor has not run yet"
         ) from None
-    rows = table.to_pyarrow_table(filters=[("run_date", "=", date)]).to_pylist()
+    rows = data.to_table(filter=pc.field("run_date") == date).to_pylist()
     if not rows:
         raise DecisionMissing(
-            f"{pipeline.spec.table(key)} has no decision for {date} (version {table.version()}): "
-            f"run the monitor for {date} first"
+            f"{pipeline.spec.table(key)} has no decision for {date} (version "
+            f"{tables.version(path)}): run the monitor for {date} first"
         )
     if len(rows) > 1:  # the monitor replaces its date: never expected
         raise DecisionMissing(f"{pipeline.spec.table(key)} has {len(rows)} decisions for {date}")

@@ -23,7 +23,7 @@ from lakeloop import demo_data
 from lakeloop.config import AppConfig, load_config, parse_set_pairs
 from lakeloop.jobs.common import JobError
 from lakeloop.ml import tracking
-from lakeloop.orchestration import plan, runs, server, summary
+from lakeloop.orchestration import plan, runs, server, summary, tables
 from lakeloop.orchestration.api import AirflowApi
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,9 @@ EVENT_WAIT_S = 120.0  # the scheduler starts an Asset-triggered run about 1 s af
 
 
 def _table_rows(path: str) -> int | None:
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
     try:
-        return DeltaTable(path).to_pyarrow_dataset().count_rows()
-    except TableNotFoundError:
+        return tables.dataset(path).count_rows()
+    except tables.TableMissing:
         return None
 
 

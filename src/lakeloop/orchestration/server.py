@@ -230,14 +230,26 @@ def up(cfg: AppConfig, set_pairs: list[str] | None = None) -> dict[str, Any]:
     return status(cfg)
 
 
+def _reap(pid: int) -> None:
+    """Collect the exit status of `pid` if this process started it (`up` in the same Python
+    process: the tests, the demo), so that a stopped server does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether any process of the group is alive (zombies, which are dead, do not count)."""
+    _reap(pgid)
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # state, ppid, pgrp
+            return True
+    return False
 
 
 def home_processes(cfg: AppConfig) -> list[int]:
@@ -290,13 +302,17 @@ def down(cfg: AppConfig) -> dict[str, Any]:
         except (OSError, ValueError):
             continue
         if _group_alive(pid):
-            os.killpg(pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + STOP_GRACE_S
             while _group_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.5)
             if _group_alive(pid):
                 log.warning("airflow %s did not stop in %.0f s: SIGKILL", name, STOP_GRACE_S)
-                os.killpg(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+                time.sleep(0.5)
+                _reap(pid)
             stopped[name] = pid
         f.unlink(missing_ok=True)
     leftover = home_processes(cfg)

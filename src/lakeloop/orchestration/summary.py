@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from lakeloop.orchestration import plan
+from lakeloop.orchestration import plan, tables
 from lakeloop.orchestration.api import AirflowApi
 from lakeloop.orchestration.runs import RunSummary
 from lakeloop.spec import Pipeline
@@ -32,15 +32,12 @@ class JobRun:
 
 def latest_job_runs(pipeline: Pipeline) -> dict[tuple[str, dt.date | None], JobRun]:
     """The latest finished run of each (job, run date) in the run log."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
     try:
-        table = DeltaTable(pipeline.table_path("run_log"))
-    except TableNotFoundError:
+        data = tables.dataset(pipeline.table_path("run_log"))
+    except tables.TableMissing:
         return {}
     cols = ["job", "run_date", "status", "finished_at", "duration_s", "output_counts", "details"]
-    rows = table.to_pyarrow_table(columns=cols).to_pylist()
+    rows = data.to_table(columns=cols).to_pylist()
     rows = [r for r in rows if r["status"] in ("succeeded", "failed")]
     rows.sort(key=lambda r: r["finished_at"])
     out: dict[tuple[str, dt.date | None], JobRun] = {}
