@@ -25,16 +25,29 @@ class AirflowApi:
         self.client = httpx.Client(base_url=f"{self.url}/api/v2", timeout=timeout)
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
-        try:
-            r = self.client.request(method, path, **kw)
-        except httpx.HTTPError as e:
-            raise AirflowError(
-                f"Airflow at {self.url} did not answer {method} {path}: {e} "
-                "(is it up? `lakeloop airflow status`)"
-            ) from None
-        if r.status_code >= 400:
-            raise AirflowError(f"Airflow {method} {path}: HTTP {r.status_code}: {r.text[:500]}")
-        return r.json() if r.content else None
+        """One REST call. A read that meets a server error is tried again (up to 3 times, 2 s
+        apart): on SQLite the api-server answers 500 now and then while the scheduler holds
+        the database's write lock."""
+        attempts = 3 if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                r = self.client.request(method, path, **kw)
+            except httpx.HTTPError as e:
+                if attempt < attempts:
+                    time.sleep(2)
+                    continue
+                raise AirflowError(
+                    f"Airflow at {self.url} did not answer {method} {path}: {e} "
+                    "(is it up? `lakeloop airflow status`)"
+                ) from None
+            if r.status_code >= 500 and attempt < attempts:
+                log.info("Airflow %s %s: HTTP %d, trying again", method, path, r.status_code)
+                time.sleep(2)
+                continue
+            if r.status_code >= 400:
+                raise AirflowError(f"Airflow {method} {path}: HTTP {r.status_code}: {r.text[:500]}")
+            return r.json() if r.content else None
+        raise AssertionError("unreachable")
 
     def ensure_pool(self, name: str, slots: int) -> None:
         body = {"name": name, "slots": slots, "description": "Spark JVMs of lakeloop tasks"}

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from lakeloop.orchestration import plan, tables
 from lakeloop.orchestration.api import AirflowApi
 from lakeloop.orchestration.runs import RunSummary
+from lakeloop.orchestration.server import AirflowError
 from lakeloop.spec import Pipeline
 
 log = logging.getLogger(__name__)
@@ -152,10 +153,12 @@ def render(api: AirflowApi, pipeline: Pipeline) -> str:
     train = plan.training_dag_id(pipeline.name)
     runs = [*api.runs(life), *api.runs(train)]
     runs.sort(key=lambda r: r.get("start_date") or r.get("run_after") or "")
-    events = {
-        e.get("source_run_id"): e.get("extra") or {}
-        for e in api.asset_events(plan.retrain_uri(pipeline.name))
-    }
+    try:
+        listed = api.asset_events(plan.retrain_uri(pipeline.name))
+    except AirflowError as e:  # Airflow 3.3 answers 500 while an event's run is queued
+        log.warning("the retrain events could not be listed: %s", e)
+        listed = []
+    events = {e.get("source_run_id"): e.get("extra") or {} for e in listed}
     out = [
         f"{'DAG':<24} {'logical date':<20} {'run type':<16} {'state':<8} {'took':>8}",
     ]
