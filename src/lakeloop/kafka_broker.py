@@ -22,6 +22,7 @@ from pathlib import Path
 
 from lakeloop.config import AppConfig
 from lakeloop.jars import RESOURCES, kafka_jars_dir
+from lakeloop.procs import live_pid
 
 log = logging.getLogger(__name__)
 
@@ -121,24 +122,7 @@ def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 def _pid(paths: BrokerPaths) -> int | None:
-    try:
-        pid = int(paths.pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    # a zombie or a recycled pid is not our broker
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if b"kafka.Kafka" not in cmdline:
-            return None
-    except FileNotFoundError:
-        return None
-    return pid
+    return live_pid(paths.pid_file, b"kafka.Kafka")
 
 
 def answers(cfg: AppConfig, timeout_s: float = 5.0) -> bool:

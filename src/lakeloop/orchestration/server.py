@@ -27,6 +27,7 @@ from typing import Any
 
 from lakeloop.config import AppConfig, ConfigError
 from lakeloop.orchestration import plan
+from lakeloop.procs import live_pid
 
 log = logging.getLogger(__name__)
 
@@ -102,18 +103,7 @@ def _pid_file(cfg: AppConfig, name: str) -> Path:
 
 
 def _pid(cfg: AppConfig, name: str) -> int | None:
-    f = _pid_file(cfg, name)
-    try:
-        pid = int(f.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid
+    return live_pid(_pid_file(cfg, name), b"airflow")
 
 
 def _run(cmd: list[str], env: dict[str, str], what: str, timeout: float = 600) -> None:
@@ -124,14 +114,21 @@ def _run(cmd: list[str], env: dict[str, str], what: str, timeout: float = 600) -
         raise AirflowError(f"{what} failed (exit {r.returncode}):\n{tail}")
 
 
-def _health(cfg: AppConfig) -> dict[str, Any] | None:
+def _health(cfg: AppConfig, attempts: int = 3) -> dict[str, Any] | None:
+    """The api-server's health answer, or None when it does not answer (a busy api-server on
+    a loaded machine gets three tries of 10 s)."""
     import httpx
 
-    try:
-        r = httpx.get(f"{base_url(cfg)}/api/v2/monitor/health", timeout=5)
-    except httpx.HTTPError:
-        return None
-    return r.json() if r.status_code == 200 else None
+    for attempt in range(attempts):
+        try:
+            r = httpx.get(f"{base_url(cfg)}/api/v2/monitor/health", timeout=10)
+            if r.status_code == 200:
+                return r.json()
+        except httpx.HTTPError:
+            pass
+        if attempt + 1 < attempts:
+            time.sleep(1)
+    return None
 
 
 def status(cfg: AppConfig) -> dict[str, Any]:
@@ -210,7 +207,7 @@ def up(cfg: AppConfig, set_pairs: list[str] | None = None) -> dict[str, Any]:
     _wait(
         cfg,
         f"the api-server did not answer on {base_url(cfg)}",
-        lambda: _health(cfg) is not None,
+        lambda: _health(cfg, attempts=1) is not None,
         cfg.airflow.start_timeout_s,
         "api-server",
     )

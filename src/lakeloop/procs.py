@@ -1,0 +1,28 @@
+"""Background processes the project starts (the Kafka broker, Airflow's api-server and
+scheduler) are found again through pid files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def live_pid(pid_file: Path, marker: bytes) -> int | None:
+    """The pid in `pid_file` when that process is alive and its command line holds `marker`
+    (a recycled pid, a zombie or a missing file: None)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    try:  # a zombie has an empty command line; a recycled pid another one
+        if marker not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
+    except OSError:
+        return None
+    return pid
