@@ -11,8 +11,9 @@ from pathlib import Path
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _procs() -> dict[int, tuple[int, int, bytes]]:
-    """pid -> (parent pid, CPU ticks used so far, command line)."""
+def _procs(children: bool = False) -> dict[int, tuple[int, int, bytes]]:
+    """pid -> (parent pid, CPU ticks used so far, command line); `children` adds the ticks of
+    its reaped children (a task process's finished spark-submit)."""
     out = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -20,7 +21,8 @@ def _procs() -> dict[int, tuple[int, int, bytes]]:
         try:
             fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
             cmd = (d / "cmdline").read_bytes()
-            out[int(d.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]), cmd)
+            last = 15 if children else 13
+            out[int(d.name)] = (int(fields[1]), sum(int(x) for x in fields[11:last]), cmd)
         except (OSError, ValueError, IndexError):
             continue
     return out

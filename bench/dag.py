@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cpu_watch
 import timing
 from timing import BenchError, say
 
@@ -155,17 +156,7 @@ def delete_topic(cfg, topic: str) -> None:
 
 def _procs() -> dict[int, tuple[int, int, bytes]]:
     """pid -> (parent pid, CPU ticks incl. reaped children's, command line)."""
-    out = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            f = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            cmd = (d / "cmdline").read_bytes()
-            out[int(d.name)] = (int(f[1]), sum(int(x) for x in f[11:15]), cmd)
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
+    return cpu_watch._procs(children=True)
 
 
 def _tree(procs: dict[int, tuple[int, int, bytes]], roots: set[int]) -> set[int]:
