@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from lakeloop.config import AppConfig
+from lakeloop.config import AppConfig, ConfigError
 from lakeloop.orchestration import plan, server
 from lakeloop.orchestration.api import AirflowApi
 from lakeloop.orchestration.server import AirflowError
@@ -102,7 +102,7 @@ def backfill(
     through the REST API so that its id can be followed): the scheduler runs one run per date
     in order; dates that ran before are run again (every write replaces its date)."""
     if end < start:
-        raise ValueError(f"--end {end} is before --start {start}")
+        raise ConfigError(f"--end {end} is before --start {start}")
     api = require_up(cfg)
     dag_id = plan.lifecycle_dag_id(pipeline.name)
     b = api.create_backfill(dag_id, day_start(pipeline, start), day_start(pipeline, end))
