@@ -25,10 +25,11 @@ class AirflowApi:
         self.client = httpx.Client(base_url=f"{self.url}/api/v2", timeout=timeout)
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
-        """One REST call. A read that meets a server error is tried again (up to 3 times, 2 s
-        apart): on SQLite the api-server answers 500 now and then while the scheduler holds
-        the database's write lock."""
-        attempts = 3 if method == "GET" else 1
+        """One REST call. A call that meets a server error is tried again (up to 3 times, 2 s
+        apart): on SQLite the api-server answers 500 ("Database error": the database is
+        locked) now and then while the scheduler holds the write lock; the failed request
+        committed nothing. `trigger` makes its retry idempotent (a fixed run id)."""
+        attempts = 3
         for attempt in range(1, attempts + 1):
             try:
                 r = self.client.request(method, path, **kw)
@@ -67,7 +68,12 @@ class AirflowApi:
         body: dict[str, Any] = {"logical_date": logical_date.isoformat(), "conf": {}}
         if run_id:
             body["dag_run_id"] = run_id
-        return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)
+        try:
+            return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)
+        except AirflowError as e:
+            if run_id and "HTTP 409" in str(e):  # a retried request whose first try went in
+                return self.run(dag_id, run_id)
+            raise
 
     def clear(self, dag_id: str, run_id: str) -> None:
         """Clear every task of a run: the scheduler runs it again."""

@@ -89,7 +89,9 @@ def environment(cfg: AppConfig, set_pairs: list[str]) -> dict[str, str]:
         assert url is not None
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = url.get_secret_value()
     else:
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{h / 'airflow.db'}"
+        # wait up to 30 s for SQLite's write lock (the default 5 s fails requests while the
+        # scheduler writes on a busy machine)
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{h / 'airflow.db'}?timeout=30"
     return env
 
 
