@@ -250,6 +250,19 @@ quality: {metric: rmse, margin: 0.1, min_labels: 50}
 new_labels: 5000
 cooldown_days: 7
 """,
+    "ScheduleSpec": """\
+cron: "@daily"            # or "30 2 * * *", in the spec's time zone
+start_date: 2026-01-01
+owner: pricing-team
+retries: 3
+retry_delay_s: 60         # doubles per retry, up to max_retry_delay_s
+timeout_min: 60
+job_timeout_min: {train: 120}
+training: {cron: "0 4 * * 0"}   # also retrain weekly, besides the retrain Asset
+""",
+    "TrainingSchedule": """\
+cron: "0 4 * * 0"
+""",
     "DriftRule": """\
 features: [sqft]
 psi: 0.25

@@ -63,8 +63,8 @@ def test_data_quality_summary_lists_rules_moves_flags_and_gx_outcomes(houses):
         "- rows of other dates (cross-date de-duplication): 2026-01-02: 2 moved to quarantine "
         "(superseded by a later row), 1 back in silver (the row that superseded it went)\n"
         "- flags on silver rows: a_flag (1), imputed_sqft (4)\n"
-        "- table-level expectations: none in the suite (the row rules' results are in the "
-        "Data Docs)\n"
+        # no Data Docs were rendered for it (quality.data_docs off): no pointer to them
+        "- table-level expectations: none in the suite\n"
         "\n"
         "## bronze.houses_sales\n"
         "\n"
