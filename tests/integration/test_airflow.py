@@ -95,12 +95,7 @@ def _wait_new_training(api, pipeline, known: set[str], timeout=60) -> dict:
 
 
 def _xcom(api, run: dict, task: str):
-    x = api._call(
-        "GET",
-        f"/dags/{run['dag_id']}/dagRuns/{run['dag_run_id']}/taskInstances/{task}/"
-        "xcomEntries/return_value",
-    )
-    return x["value"]
+    return api.xcom(run["dag_id"], run["dag_run_id"], task)
 
 
 def _checksums(spark, pipeline) -> dict[str, tuple[int, str]]:

@@ -111,6 +111,11 @@ class AirflowApi:
         out = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return out["task_instances"]
 
+    def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        """The task's return value (its `return_value` XCom) in that run."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+        return self._call("GET", path)["value"]
+
     def asset_events(self, uri: str) -> list[dict[str, Any]]:
         assets = self._call("GET", "/assets", params={"uri_pattern": uri})["assets"]
         ids = [a["id"] for a in assets if a["uri"] == uri]

@@ -21,7 +21,6 @@ import datetime as dt
 import logging
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.standard.operators.python import PythonOperator
@@ -47,8 +46,7 @@ def local_ds(logical_date: Any, timezone: str) -> str:
     UTC). A run without a logical date (a bare manual trigger) has no day to process."""
     if logical_date is None:
         raise ValueError("this DAG processes one day per run: trigger it with a logical date")
-    when = dt.datetime.fromisoformat(str(logical_date))
-    return when.astimezone(ZoneInfo(timezone)).date().isoformat()
+    return plan.local_day(logical_date, timezone).isoformat()
 
 
 def _asset(uri: str) -> Asset:
@@ -99,13 +97,12 @@ def lifecycle_dag(pipeline: Pipeline, set_pairs: list[str]) -> DAG | None:
     if not jobs:
         return None
     s = spec.schedule
-    tz = ZoneInfo(spec.timezone)
     date = "{{ local_ds(logical_date, '" + spec.timezone + "') }}"
     with DAG(
         dag_id=plan.lifecycle_dag_id(spec.name),
         description=f"{spec.name}: one day through ingest, validate, features, predict, monitor",
         schedule=CronDataIntervalTimetable(s.cron, timezone=spec.timezone),
-        start_date=dt.datetime.combine(s.start_date, dt.time(), tzinfo=tz),
+        start_date=plan.day_start(s.start_date, spec.timezone),
         catchup=s.catchup,
         max_active_runs=s.max_active_runs,
         default_args=_default_args(pipeline),
@@ -174,7 +171,7 @@ def training_dag(pipeline: Pipeline, set_pairs: list[str]) -> DAG | None:
         dag_id=plan.training_dag_id(spec.name),
         description=f"{spec.name}: training set as of the day, train, champion gate",
         schedule=schedule,
-        start_date=dt.datetime.combine(s.start_date, dt.time(), tzinfo=ZoneInfo(spec.timezone)),
+        start_date=plan.day_start(s.start_date, spec.timezone),
         catchup=False,
         max_active_runs=1,
         default_args=_default_args(pipeline),

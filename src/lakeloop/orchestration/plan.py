@@ -4,8 +4,11 @@ writes (its Airflow Assets) and the job arguments. No Airflow or Spark import: t
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from lakeloop.config import AppConfig
 from lakeloop.spec import Pipeline, PipelineSpec
@@ -16,6 +19,17 @@ RETRAIN_TASK = "retrain_trigger"
 CHAMPION_TASK = "champion_check"
 GUARD_TASK = "triggered_only"  # with airflow.scheduled false: skips the scheduler's own runs
 TRAINING_DATE_TASK = "training_date"
+
+
+def day_start(day: dt.date, timezone: str) -> dt.datetime:
+    """Midnight of `day` in the pipeline's zone: the logical date of that day's run."""
+    return dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(timezone))
+
+
+def local_day(when: Any, timezone: str) -> dt.date:
+    """The day of an instant (a datetime or an ISO string, `Z` allowed) in the pipeline's zone."""
+    instant = dt.datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+    return instant.astimezone(ZoneInfo(timezone)).date()
 
 
 def lifecycle_dag_id(pipeline: str) -> str:

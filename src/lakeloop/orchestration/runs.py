@@ -9,7 +9,6 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from lakeloop.config import AppConfig, ConfigError
 from lakeloop.orchestration import plan, server
@@ -22,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def day_start(pipeline: Pipeline, day: dt.date) -> dt.datetime:
     """Midnight of `day` in the pipeline's zone: the logical date of that day's run."""
-    return dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(pipeline.spec.timezone))
+    return plan.day_start(day, pipeline.spec.timezone)
 
 
 def _ts(v: str | None) -> dt.datetime | None:

@@ -10,7 +10,6 @@ import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from lakeloop.orchestration import plan, tables
 from lakeloop.orchestration.api import AirflowApi
@@ -133,14 +132,9 @@ def training_lines(jobs: dict[tuple[str, dt.date | None], JobRun], day: dt.date)
 
 def training_date_of(api: AirflowApi, run: dict[str, Any]) -> dt.date | None:
     try:
-        x = api._call(
-            "GET",
-            f"/dags/{run['dag_id']}/dagRuns/{run['dag_run_id']}/taskInstances/"
-            f"{plan.TRAINING_DATE_TASK}/xcomEntries/return_value",
-        )
+        value = api.xcom(run["dag_id"], run["dag_run_id"], plan.TRAINING_DATE_TASK)
     except Exception:  # a run that failed before it chose its date
         return None
-    value = x.get("value")
     if isinstance(value, str):
         value = json.loads(value) if value.startswith('"') else value
     return dt.date.fromisoformat(value) if value else None
@@ -171,8 +165,7 @@ def render(api: AirflowApi, pipeline: Pipeline) -> str:
             out.append("    the scheduler's own run: skipped (airflow.scheduled: false)")
             continue
         if run["dag_id"] == life and run.get("logical_date"):
-            day = dt.datetime.fromisoformat(run["logical_date"].replace("Z", "+00:00"))
-            local = day.astimezone(ZoneInfo(pipeline.spec.timezone)).date()
+            local = plan.local_day(run["logical_date"], pipeline.spec.timezone)
             lines = lifecycle_lines(jobs, local, pipeline)
             extra = events.get(run["dag_run_id"])
             if extra:

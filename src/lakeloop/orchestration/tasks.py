@@ -6,10 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from lakeloop.config import load_config, parse_set_pairs
 from lakeloop.orchestration import decision as decisions
+from lakeloop.orchestration import plan
 from lakeloop.spec import Pipeline, load_pipeline
 
 log = logging.getLogger(__name__)
@@ -104,5 +104,4 @@ def training_date(
             "a training run needs a logical date or a retrain Asset event with a date; "
             "trigger it with a logical date"
         )
-    local = dt.datetime.fromisoformat(str(logical_date)).astimezone(ZoneInfo(timezone))
-    return local.date().isoformat()
+    return plan.local_day(logical_date, timezone).isoformat()
