@@ -302,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _newest_page(cfg) -> Path | None:
     pages = sorted(
-        (cfg.lakehouse_root / "reports").glob("*/html/[0-9]*.html"), key=lambda p: p.stat().st_mtime
+        (Path(cfg.lakehouse_root) / "reports").glob("*/html/[0-9]*.html"),
+        key=lambda p: p.stat().st_mtime,
     )
     return pages[-1] if pages else None
 

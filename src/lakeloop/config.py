@@ -22,6 +22,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from lakeloop import uris
+
 log = logging.getLogger(__name__)
 
 DEFAULT_ENV = "dev"
@@ -92,6 +94,10 @@ class SparkSettings(Strict):
     shuffle_partitions: int = Field(4, ge=1)
     ui_enabled: bool = False
     driver_memory: str = "2g"
+    # Deployment pins, set by conf/dev and conf/test only (a cluster profile sets neither): the
+    # driver's advertised host (`spark.driver.host`) and SPARK_LOCAL_IP for JVMs lakeloop starts.
+    driver_host: str | None = None
+    local_ip: str | None = None
     # unset: the user cache `lakeloop setup` fills (lakeloop.jars); the former default
     # `.jars/spark` is used when the project has that folder
     jars_dir: Path | None = None
@@ -188,10 +194,30 @@ class AirflowSettings(Strict):
         return v
 
 
+class ClusterSettings(Strict):
+    """The real cluster `lakeloop cluster up` (infra/cluster.sh) runs on this machine: an HDFS
+    NameNode + DataNode, a Spark standalone master + workers and an MLflow tracking server.
+    The `cluster` config profile points jobs at it."""
+
+    home: Path = Path(".cluster")  # pid files, logs, HDFS data, MLflow store; project-relative
+    host: str = "127.0.0.1"
+    hdfs_port: int = Field(9820, ge=1, le=65535)
+    spark_port: int = Field(7077, ge=1, le=65535)
+    spark_ui_port: int = Field(8090, ge=1, le=65535)  # master web UI + /json status
+    workers: int = Field(2, ge=1, le=8)
+    worker_cores: int = Field(1, ge=1)
+    worker_memory: str = "2g"
+    mlflow_port: int = Field(5000, ge=1, le=65535)
+    # the Hadoop (HDFS daemon) jars; unset: the user cache `lakeloop setup` fills
+    hdfs_jars_dir: Path | None = None
+    start_timeout_s: float = 180.0
+
+
 class AppConfig(Strict):
     env: str = DEFAULT_ENV
     project_root: Path
-    lakehouse_root: Path
+    # a URI: a local path (relative to the project root) or file:///, hdfs://, s3a://, abfss://
+    lakehouse_root: str
     pipelines_dir: Path = Path("conf/pipelines")
     expectations_dir: Path = Path("expectations")
     spark: SparkSettings = SparkSettings()
@@ -200,6 +226,7 @@ class AppConfig(Strict):
     training: TrainingSettings = TrainingSettings()
     quality: QualitySettings = QualitySettings()
     airflow: AirflowSettings = AirflowSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     def path(self, p: Path | str) -> Path:
         """A configured path, resolved against the project root when relative."""
@@ -417,7 +444,11 @@ def load_config(
         cfg = AppConfig.model_validate(merged)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, origins, "configuration")) from None
-    lakehouse = cfg.path(cfg.lakehouse_root).resolve()
+    try:
+        lakehouse = uris.normalize(cfg.lakehouse_root, base=root)
+    except ValueError as e:
+        where = origins.get("lakehouse_root", "(no file sets it)")
+        raise ConfigError(f"invalid configuration:\n  {where}: key lakehouse_root: {e}") from None
     return cfg.model_copy(update={"lakehouse_root": lakehouse})
 
 

@@ -92,7 +92,7 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
         monitored.append(monitor.run(spark, pipeline, d))
     reported = report_job.run(spark, pipeline, last)
     counts = table_counts(spark, pipeline)
-    report_dir = cfg.lakehouse_root / "reports" / pipeline.name
+    report_dir = pipeline.local_root / "reports" / pipeline.name
     report_dir.mkdir(parents=True, exist_ok=True)
     report = report_dir / "ingest.md"
     report.write_text(ingest_report(spark, pipeline, counts, summary))

@@ -7,26 +7,26 @@ import os
 
 from pyspark.sql import SparkSession
 
+from lakeloop import uris
 from lakeloop.config import AppConfig
-from lakeloop.jars import spark_jars, spark_jars_dir
+from lakeloop.jars import REQUIRED_CLASSES, MissingJarsError, spark_jars, spark_jars_dir
 
 log = logging.getLogger(__name__)
 _REDACT = "(?i)secret|password|passwd|token|credential|access[.]key|jaas|api[._]?key"
 
 
-def session_conf(cfg: AppConfig) -> dict[str, str]:
-    """Every Spark setting lakeloop relies on, from the config."""
-    jars = spark_jars(spark_jars_dir(cfg))
+def session_conf(cfg: AppConfig, with_jars: bool = True) -> dict[str, str]:
+    """Every Spark setting lakeloop relies on, from the config. `with_jars`: the Delta and
+    Kafka jars from the jars folder (checked: a clear error when missing); off under
+    spark-submit, where `--jars`/`spark.jars` of the deployment profile give them."""
     conf = {
         "spark.app.name": cfg.spark.app_name,
-        "spark.jars": ",".join(str(j) for j in jars),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
         "spark.ui.enabled": str(cfg.spark.ui_enabled).lower(),
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": cfg.spark.driver_memory,
-        "spark.driver.host": "127.0.0.1",
         "spark.sql.session.timeZone": "UTC",
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
@@ -34,13 +34,17 @@ def session_conf(cfg: AppConfig) -> dict[str, str]:
         # error-reason expressions produce such methods. Above this size Spark splits the stage
         # instead (measured: CSV bronze read 4.0 -> 2.0 CPU-s per 700k rows).
         "spark.sql.codegen.hugeMethodLimit": "8000",
-        "spark.sql.warehouse.dir": str(cfg.lakehouse_root / "_warehouse"),
+        "spark.sql.warehouse.dir": uris.join(cfg.lakehouse_root, "_warehouse"),
         # Spark masks conf values (UI, event log, errors) whose key matches redaction.regex and
         # data source options (plans, EXPLAIN) matching redaction.options.regex: add the
         # credential words lakeloop knows (Kafka's sasl.jaas.config holds the password).
         "spark.redaction.regex": _REDACT,
         "spark.sql.redaction.options.regex": f"(?i)url|{_REDACT[4:]}",
     }
+    if with_jars:
+        conf["spark.jars"] = ",".join(str(j) for j in spark_jars(spark_jars_dir(cfg)))
+    if cfg.spark.driver_host:
+        conf["spark.driver.host"] = cfg.spark.driver_host
     conf.update(cfg.spark.extra_conf)
     for key, env_var in cfg.spark.extra_conf_env.items():
         conf[key] = cfg.secret(env_var).get_secret_value()  # type: ignore[union-attr]
@@ -53,18 +57,25 @@ def launched_by_spark_submit() -> bool:
 
 
 def build_spark(cfg: AppConfig, app_name: str | None = None) -> SparkSession:
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    """The session for `cfg`. Started here (a test, the demo, `lakeloop run`): master and jars
+    from the config, jars checked. Under spark-submit the JVM exists already: its `--master`,
+    `--jars` and `--conf` win, and the Delta/Kafka classes are checked once it is up."""
+    if cfg.spark.local_ip:
+        os.environ.setdefault("SPARK_LOCAL_IP", cfg.spark.local_ip)
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
     builder = SparkSession.builder
-    conf = session_conf(cfg)
+    submitted = launched_by_spark_submit()
+    conf = session_conf(cfg, with_jars=not submitted)
     if app_name:
         conf["spark.app.name"] = app_name
-    if not launched_by_spark_submit():
+    if not submitted:
         builder = builder.master(cfg.spark.master)
     for k, v in conf.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    if submitted:
+        check_classes(spark)
     log.info(
         "spark %s session %s master=%s",
         spark.version,
@@ -72,6 +83,24 @@ def build_spark(cfg: AppConfig, app_name: str | None = None) -> SparkSession:
         spark.sparkContext.master,
     )
     return spark
+
+
+def check_classes(spark: SparkSession) -> None:
+    """MissingJarsError naming the classes the running JVM lacks (Delta, the Kafka source)."""
+    jvm = spark.sparkContext._jvm
+    loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+    missing = []
+    for name in REQUIRED_CLASSES:
+        try:
+            jvm.java.lang.Class.forName(name, False, loader)
+        except Exception:  # py4j wraps ClassNotFoundException
+            missing.append(name)
+    if missing:
+        raise MissingJarsError(
+            f"the Spark JVM lacks {', '.join(missing)}: under spark-submit give the Delta and "
+            "Kafka jars with --jars or spark.jars (the folder `lakeloop setup` prints; "
+            "on a cluster, their copies on the cluster's storage)"
+        )
 
 
 def isolated(spark: SparkSession) -> SparkSession:

@@ -24,7 +24,6 @@ _KEYS = (
     "spark.jars",
     "spark.sql.extensions",
     "spark.sql.catalog.spark_catalog",
-    "spark.driver.host",
 )
 HEADER = "# written by `lakeloop setup` (lakeloop.sparkdefaults); do not edit"
 
@@ -39,8 +38,13 @@ appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
 logger.kafka.name = org.apache.kafka
 logger.kafka.level = error
 """
-# keep Spark on loopback (no "resolves to a loopback address" warning, no LAN traffic)
-SPARK_ENV = "# written by `lakeloop setup`\nexport SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}\n"
+# Deployment pins (SPARK_LOCAL_IP, spark.driver.host) are not machine-wide: the config profile
+# sets them (conf/dev, conf/test: loopback; a cluster profile: none). The file stays so that a
+# pin an older `setup` wrote is replaced.
+SPARK_ENV = (
+    "# written by `lakeloop setup`: SPARK_LOCAL_IP and spark.driver.host come from the config\n"
+    "# profile (spark.local_ip, spark.driver_host), not from this machine-wide file\n"
+)
 
 
 def spark_defaults_path() -> Path:
@@ -51,7 +55,7 @@ def spark_defaults(jars_dir: Path) -> str:
     """The file's text: lakeloop's session settings that must be known at JVM start."""
     cfg = AppConfig(
         project_root=Path.cwd(),
-        lakehouse_root=Path.cwd(),  # not written: only _KEYS go in
+        lakehouse_root=str(Path.cwd()),  # not written: only _KEYS go in
         spark=SparkSettings(jars_dir=jars_dir),
     )
     conf = session_conf(cfg)

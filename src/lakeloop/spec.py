@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from lakeloop import uris
 from lakeloop.config import (
     AppConfig,
     ConfigError,
@@ -205,7 +206,7 @@ class FileSource(Strict):
             raise ValueError(
                 f"only the {{date}} placeholder is allowed, got {sorted(placeholders)}"
             )
-        if Path(v).is_absolute():
+        if Path(v).is_absolute() or uris.scheme(v):
             raise ValueError(f"glob {v!r} must be relative to the lakehouse root")
         return v
 
@@ -1145,14 +1146,6 @@ class PipelineSpec(Strict):
             raise ConfigError(f"pipeline {self.name}: no table {key!r} in `tables`") from None
 
 
-def _within(root: Path, p: Path) -> bool:
-    try:
-        p.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
-
-
 class Pipeline:
     """A validated spec bound to a config: resolves tables, paths and checkpoints."""
 
@@ -1167,19 +1160,40 @@ class Pipeline:
         return self.spec.name
 
     @property
-    def root(self) -> Path:
+    def root(self) -> str:
+        """The lakehouse root URI (a local absolute path, file:, hdfs:, s3a: ...)."""
         return self.cfg.lakehouse_root
+
+    @property
+    def local_root(self) -> Path:
+        """The root as a driver-disk path, for the tools that only work locally (the example
+        data generator, the in-process demo); a clear error on a remote lakehouse."""
+        try:
+            return uris.local_path(self.root)
+        except ValueError:
+            raise ConfigError(
+                f"pipeline {self.name}: the lakehouse root {self.root} is not on the local file "
+                "system; this command works on a local lakehouse only"
+            ) from None
+
+    def uri(self, *parts: str) -> str:
+        """A location under the lakehouse root."""
+        return uris.join(self.root, *parts)
 
     def table_path(self, key: str) -> str:
         schema, table = self.spec.table(key).split(".")
-        return str(self.root / schema / table)
+        return self.uri(schema, table)
+
+    def reports_uri(self, *parts: str) -> str:
+        """`<root>/reports/<pipeline>/...`: the run's human-readable outputs."""
+        return self.uri("reports", self.name, *parts)
 
     def file_glob(self, source: FileSource, date: dt.date) -> str:
-        return str(self.root / source.glob.format(date=date.isoformat()))
+        return self.uri(source.glob.format(date=date.isoformat()))
 
     def checkpoint(self, source: KafkaSource) -> str:
         rel = source.checkpoint or f"_checkpoints/{self.name}/{source.name}"
-        return str(self.root / rel)
+        return self.uri(rel)
 
     def spec_hash(self) -> str:
         return hashlib.sha256(self.spec.model_dump_json(by_alias=True).encode()).hexdigest()[:16]
@@ -1187,14 +1201,16 @@ class Pipeline:
     def _check_paths(self) -> None:
         sample = dt.date(2000, 1, 1)
         for s in self.spec.sources.files:
-            p = Path(self.file_glob(s, sample))
-            if not _within(self.root, p.parent if "*" in p.name else p):
+            pattern = self.file_glob(s, sample)
+            folder = uris.parent(pattern) if any(c in pattern for c in "*?[{") else pattern
+            if not uris.within(self.root, folder) or ".." in s.glob.split("/"):
                 raise ConfigError(
                     f"pipeline {self.name}: sources.files[{s.name}].glob {s.glob!r} points "
                     f"outside the lakehouse root {self.root}"
                 )
         for s in self.spec.sources.kafka:
-            if not _within(self.root, Path(self.checkpoint(s))):
+            rel = s.checkpoint or ""
+            if not uris.within(self.root, self.checkpoint(s)) or ".." in rel.split("/"):
                 raise ConfigError(
                     f"pipeline {self.name}: sources.kafka[{s.name}].checkpoint points outside "
                     f"the lakehouse root {self.root}"

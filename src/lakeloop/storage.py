@@ -49,3 +49,59 @@ def create_exclusive(spark: SparkSession, uri: str, text: str) -> bool:
 def delete(spark: SparkSession, uri: str) -> None:
     fs, path = _fs_path(spark, uri)
     fs.delete(path, False)
+
+
+def exists(spark: SparkSession, uri: str) -> bool:
+    fs, path = _fs_path(spark, uri)
+    return bool(fs.exists(path))
+
+
+def glob_files(spark: SparkSession, pattern: str) -> list[str]:
+    """The files (not folders) matching a Hadoop glob (`*`, `?`, `[ab]`, `{a,b}`), as fully
+    qualified URIs, sorted. A folder that does not exist matches nothing."""
+    fs, path = _fs_path(spark, pattern)
+    statuses = fs.globStatus(path)
+    if statuses is None:
+        return []
+    return sorted(str(st.getPath().toString()) for st in statuses if st.isFile())
+
+
+def write_text(spark: SparkSession, uri: str, text: str) -> None:
+    """Replace the file at `uri` with `text` (parent folders created). Written to a hidden
+    sibling first and renamed, so a reader sees the old file or the new one."""
+    write_bytes(spark, uri, text.encode("utf-8"))
+
+
+def write_bytes(spark: SparkSession, uri: str, data: bytes) -> None:
+    fs, path = _fs_path(spark, uri)
+    jvm = spark.sparkContext._jvm
+    tmp = jvm.org.apache.hadoop.fs.Path(path.getParent(), f".{path.getName()}.tmp")
+    fs.mkdirs(path.getParent())
+    out = fs.create(tmp, True)
+    try:
+        out.write(bytearray(data))
+    finally:
+        out.close()
+    if fs.exists(path):
+        fs.delete(path, False)
+    if not fs.rename(tmp, path):
+        raise OSError(f"could not move {tmp} to {uri}")
+
+
+def upload_dir(spark: SparkSession, local_dir: str, uri: str) -> None:
+    """Copy the local folder's content into the folder `uri` (created; files replaced)."""
+    fs, path = _fs_path(spark, uri)
+    jvm = spark.sparkContext._jvm
+    local = jvm.org.apache.hadoop.fs.Path(f"file://{local_dir}")
+    fs.mkdirs(path)
+    local_fs = local.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    for st in local_fs.listStatus(local):
+        fs.copyFromLocalFile(False, True, st.getPath(), path)
+
+
+def list_names(spark: SparkSession, uri: str) -> list[str]:
+    """The names of the entries directly in the folder `uri` ([] when it does not exist)."""
+    fs, path = _fs_path(spark, uri)
+    if not fs.exists(path):
+        return []
+    return sorted(str(st.getPath().getName()) for st in fs.listStatus(path))

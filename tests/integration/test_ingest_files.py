@@ -21,7 +21,7 @@ D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 
 
 def _manifest(pipeline, day):
-    path = pipeline.root / "landing/houses/_manifests" / f"date={day.isoformat()}.json"
+    path = pipeline.local_root / "landing/houses/_manifests" / f"date={day.isoformat()}.json"
     return json.loads(path.read_text())
 
 
@@ -108,7 +108,7 @@ def test_no_files_for_the_date_fails_clearly_and_logs_the_failure(spark, landed)
 
 
 def test_csv_header_that_differs_from_the_schema_fails_clearly(spark, landed):
-    csv = next((landed.root / "landing/houses/listings/date=2026-01-01").glob("*.csv"))
+    csv = next((landed.local_root / "landing/houses/listings/date=2026-01-01").glob("*.csv"))
     text = csv.read_text().split("\n", 1)
     csv.write_text(text[0].replace("sqft,bedrooms", "bedrooms,sqft") + "\n" + text[1])
     with pytest.raises(JobError, match="CSV header differs from the spec's schema"):
@@ -158,7 +158,7 @@ HOUSE_COLUMNS = [
 
 
 def _land(pipeline, day, csv_lines, json_records):
-    folder = pipeline.root / "landing/houses/listings" / f"date={day.isoformat()}"
+    folder = pipeline.local_root / "landing/houses/listings" / f"date={day.isoformat()}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "part-0.csv").write_text("\n".join(csv_lines) + "\n")
     if json_records:

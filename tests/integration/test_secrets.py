@@ -59,6 +59,6 @@ def test_a_secret_from_the_environment_appears_nowhere(spark, tmp_path):
     for run in runs:
         assert SECRET not in json.dumps([run.data.params, run.data.tags])
     assert _files_containing(cfg.mlflow.artifact_root, SECRET.encode()) == []
-    reports = p.root / "reports"
+    reports = p.local_root / "reports"
     assert any(reports.rglob("*.md"))
     assert _files_containing(reports, SECRET.encode()) == []

@@ -128,7 +128,7 @@ def test_blocking_table_expectation_fails_and_writes_nothing(spark, cfg, tmp_pat
     assert delta_io.version(spark, p.table_path("silver_listings")) is None
     assert delta_io.version(spark, p.table_path("quarantine_listings")) is None
     # ... and no site is rendered: the summary is written, no Data Docs beside it
-    reports = p.root / "reports/houses/validate/2026-01-01"
+    reports = p.local_root / "reports/houses/validate/2026-01-01"
     assert (reports / "summary.md").is_file() and "Data Docs" not in (
         reports / "summary.md"
     ).read_text()
@@ -137,7 +137,7 @@ def test_blocking_table_expectation_fails_and_writes_nothing(spark, cfg, tmp_pat
 
 def test_schema_change_is_quarantined_or_a_clear_error_never_nulled(spark, listings_only):
     p = listings_only
-    folder = p.root / "landing/houses/listings/date=2026-01-01"
+    folder = p.local_root / "landing/houses/listings/date=2026-01-01"
     json_file = next(folder.glob("*.json"))
     rows = [json.loads(x) for x in json_file.read_text().splitlines() if x.startswith('{"')][:3]
     rows = [r for r in rows if isinstance(r.get("bedrooms"), int)]
@@ -388,7 +388,7 @@ def test_a_date_whose_second_table_blocks_writes_neither(spark, cfg, tmp_path):
     assert _versions(spark, both, FIRST) == before  # no new Delta version
     assert _versions(spark, both, SECOND) == dict.fromkeys(SECOND)
     assertDataFrameEqual(delta_io.read(spark, both.table_path("silver_listings")), silver)
-    summary = (both.root / "reports/houses/validate/2026-01-02/summary.md").read_text()
+    summary = (both.local_root / "reports/houses/validate/2026-01-02/summary.md").read_text()
     assert summary.count("- NOT written") == 2
 
 
@@ -464,7 +464,7 @@ def test_a_block_caused_by_a_row_rule_names_it_and_writes_the_summary(spark, cfg
         "top row-level failures: expect_column_values_to_be_in_set(zipcode) (30 of 30 "
         "rows, e.g. " in message
     )
-    summary = (p.root / "reports/houses/validate/2026-01-01/summary.md").read_text()
+    summary = (p.local_root / "reports/houses/validate/2026-01-01/summary.md").read_text()
     assert "expect_column_values_to_be_in_set(zipcode) (30)" in summary
     examples = [
         ln

@@ -23,7 +23,7 @@ def test_base_and_env_overlay():
     assert cfg.env == "test"
     assert cfg.spark.shuffle_partitions == 2  # from conf/test over conf/base's 4
     assert cfg.spark.app_name == "lakeloop"  # from conf/base
-    assert cfg.lakehouse_root == (ROOT / ".lakehouse").resolve()
+    assert cfg.lakehouse_root == str((ROOT / ".lakehouse").resolve())
 
 
 def test_set_overrides_win():

@@ -94,7 +94,7 @@ def test_a_lakeloop_home_project_needs_no_jars_beside_it(monkeypatch, tmp_path: 
     monkeypatch.chdir(tmp_path)
     cfg = load_config("test")
     assert cfg.project_root == project.resolve()
-    assert cfg.lakehouse_root == project.resolve() / ".lakehouse"
+    assert cfg.lakehouse_root == str(project.resolve() / ".lakehouse")
     assert jars.spark_jars_dir(cfg) == cache / KEY / "spark"
     assert jars.kafka_jars_dir(cfg) == cache / KEY / "kafka"
     explicit = load_config("test", {"spark": {"jars_dir": "vendor/jars"}})

@@ -16,9 +16,7 @@ def _write(tmp_path, edit):
 
 def test_houses_spec_loads(houses, cfg):
     assert houses.name == "houses"
-    assert houses.table_path("bronze_listings") == str(
-        cfg.lakehouse_root / "bronze/houses_listings"
-    )
+    assert houses.table_path("bronze_listings") == f"{cfg.lakehouse_root}/bronze/houses_listings"
     assert [s.format for s in houses.spec.sources.files] == ["csv", "json"]
     assert houses.spec.sources.kafka[0].fail_on_data_loss is True
 

@@ -399,7 +399,7 @@ def generate(
         raise ValueError(f"sale days {sale_days[0]}-{sale_days[1]}: need 0 <= first <= last")
     if not 0.0 <= malformed < 1.0:
         raise ValueError(f"--malformed must be in [0, 1), got {malformed}")
-    landing = pipeline.root / "landing" / pipeline.name
+    landing = pipeline.local_root / "landing" / pipeline.name
     total: dict[str, int] = {}
     produced = 0
     for n in range(days):

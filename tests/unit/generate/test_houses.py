@@ -13,7 +13,7 @@ D = dt.date(2026, 3, 1)
 
 def test_same_seed_same_files_and_events(houses):
     c1, m1 = gen.generate_day(houses, D, 200, malformed=0.05, seed=3)
-    csv = next((houses.root / "landing/houses/listings/date=2026-03-01").glob("*.csv"))
+    csv = next((houses.local_root / "landing/houses/listings/date=2026-03-01").glob("*.csv"))
     first = csv.read_text()
     c2, m2 = gen.generate_day(houses, D, 200, malformed=0.05, seed=3)
     assert (c1, m1, first) == (c2, m2, csv.read_text())
@@ -66,7 +66,9 @@ def test_history_sales_and_their_listings_precede_the_first_day(houses):
     counts, msgs = gen.generate_day(houses, D, 100, malformed=0.0, history=300)
     assert counts["history_listings"] == counts["history_sales"] == 300
     assert counts["listings"] == 400 and counts["sales"] == len(msgs)
-    history = (houses.root / "landing/houses/listings/date=2026-03-01/history.csv").read_text()
+    history = (
+        houses.local_root / "landing/houses/listings/date=2026-03-01/history.csv"
+    ).read_text()
     rows = {r["listing_id"]: r for r in csv.DictReader(io.StringIO(history))}
     assert len(rows) == 300 and all(re.fullmatch(r"L[0-9]{8}-5[0-9]{5}", i) for i in rows)
     past = [s for s in (json.loads(v) for _, v in msgs) if s["listing_id"] in rows]
@@ -80,12 +82,12 @@ def test_history_sales_and_their_listings_precede_the_first_day(houses):
     zipcodes = {s["zipcode"] for s in past}
     assert zipcodes == set(gen.ZIP_EFFECT)  # every zipcode has past sales to aggregate
     again, _ = gen.generate_day(houses, D, 100, malformed=0.0)  # no history: no stale file
-    assert again["listings"] == 100 and not list(houses.root.glob("landing/**/history.*"))
+    assert again["listings"] == 100 and not list(houses.local_root.glob("landing/**/history.*"))
 
 
 def test_history_comes_with_produced_sales_only(houses):
     gen.generate(houses, start=D, days=2, rows_per_day=20, produce=False)
-    manifests = houses.root / "landing/houses/_manifests"
+    manifests = houses.local_root / "landing/houses/_manifests"
     assert json.loads((manifests / "date=2026-03-01.json").read_text())["listings"] == 20
     gen.generate(houses, start=D, days=2, rows_per_day=20, produce=False, history=30)
     day1 = json.loads((manifests / "date=2026-03-01.json").read_text())

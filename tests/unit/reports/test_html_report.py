@@ -262,7 +262,7 @@ def _lake(spark, p: Pipeline, full: bool) -> tuple[Pipeline, list[tuple[list, fl
     _save(spark, quality, mt.QUALITY_SCHEMA, p.table_path(mt.QUALITY))
     # metrics_data_quality: the trend of D2's run, one silver table
     silver_key = spec.features.source
-    docs = str(p.root / "data_docs" / "index.html")
+    docs = str(p.local_root / "data_docs" / "index.html")
     dq = [
         (
             D2,
@@ -316,7 +316,7 @@ def _lake(spark, p: Pipeline, full: bool) -> tuple[Pipeline, list[tuple[list, fl
     for i in range(N):
         row = _features_row(p, rnd, i)
         training.append([*row, float(rnd.random() < 0.5) if cls else 1000.0 * i])
-    _save(spark, training, tschema, str(p.root / "training" / "set"))
+    _save(spark, training, tschema, str(p.local_root / "training" / "set"))
     return p, scored
 
 
@@ -328,7 +328,7 @@ def _facts(p: Pipeline) -> run_report.ModelFacts:
         git_sha="abc123",
         train_run_id="trainrun",
         training_table=p.spec.table(p.spec.label.table),
-        training_path=str(p.root / "training" / "set"),
+        training_path=str(p.local_root / "training" / "set"),
         training_version=0,
         weights_kind="coefficient",
         weights={"sqft": 120.5, "zipcode=98105": -3000.0, "bedrooms": 10.0},
