@@ -323,12 +323,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
+    return parse_yaml(path.read_text(), str(path))
+
+
+def parse_yaml(text: str, source: str) -> dict[str, Any]:
+    """A YAML mapping (duplicate keys refused); errors name `source`."""
     try:
-        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+        data = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raise ConfigError(f"{source}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
     return data
 
 

@@ -30,6 +30,7 @@ from lakeloop.config import (
     Strict,
     check_no_literal_secrets,
     format_validation_error,
+    parse_yaml,
     read_yaml,
 )
 
@@ -1217,20 +1218,35 @@ class Pipeline:
                 )
 
 
+def is_remote_spec(name_or_path: str) -> bool:
+    """A spec given as a URI on distributed storage (`hdfs://…/houses.yaml`): it is read
+    through the Spark session's Hadoop FileSystem (`load_pipeline_text`)."""
+    return not uris.is_local(name_or_path)
+
+
 def load_pipeline(cfg: AppConfig, name_or_path: str) -> Pipeline:
-    """Load conf/pipelines/<name>.yaml (or a path) and validate it against the config."""
-    path = Path(name_or_path)
+    """Load conf/pipelines/<name>.yaml (or a local path or `file:` URI) and validate it
+    against the config."""
+    path = uris.local_path(name_or_path) if uris.scheme(name_or_path) else Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         if not IDENT.match(name_or_path):
             raise ConfigError(f"pipeline name {name_or_path!r} is not a plain identifier")
         path = cfg.path(cfg.pipelines_dir) / f"{name_or_path}.yaml"
     if not path.is_file():
         raise ConfigError(f"pipeline spec {path} does not exist")
-    data = read_yaml(path)
-    check_no_literal_secrets(data, str(path))
+    return _validated(cfg, read_yaml(path), str(path), path)
+
+
+def load_pipeline_text(cfg: AppConfig, text: str, source: str) -> Pipeline:
+    """A spec read elsewhere (from a URI), validated as `load_pipeline` does."""
+    return _validated(cfg, parse_yaml(text, source), source, None)
+
+
+def _validated(cfg: AppConfig, data: dict[str, Any], source: str, path: Path | None) -> Pipeline:
+    check_no_literal_secrets(data, source)
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as e:
-        origins = {k: str(path) for k in data}
-        raise ConfigError(format_validation_error(e, origins, f"pipeline spec {path}")) from None
+        origins = {k: source for k in data}
+        raise ConfigError(format_validation_error(e, origins, f"pipeline spec {source}")) from None
     return Pipeline(cfg, spec, path)

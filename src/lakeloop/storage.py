@@ -58,12 +58,18 @@ def exists(spark: SparkSession, uri: str) -> bool:
 
 def glob_files(spark: SparkSession, pattern: str) -> list[str]:
     """The files (not folders) matching a Hadoop glob (`*`, `?`, `[ab]`, `{a,b}`), as fully
-    qualified URIs, sorted. A folder that does not exist matches nothing."""
+    qualified URIs, sorted. A folder that does not exist matches nothing. Names starting with
+    `.` or `_` are hidden (in-flight uploads, `.crc`, `_SUCCESS`), as in Spark's own listing
+    and Python's glob."""
     fs, path = _fs_path(spark, pattern)
     statuses = fs.globStatus(path)
     if statuses is None:
         return []
-    return sorted(str(st.getPath().toString()) for st in statuses if st.isFile())
+    return sorted(
+        str(st.getPath().toString())
+        for st in statuses
+        if st.isFile() and not str(st.getPath().getName()).startswith((".", "_"))
+    )
 
 
 def write_text(spark: SparkSession, uri: str, text: str) -> None:

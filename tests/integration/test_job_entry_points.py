@@ -27,7 +27,13 @@ def test_job_files_are_thin_entry_points(job):
 
 def test_spark_submit_runs_a_job_and_reports_errors_clearly(spark, houses, tmp_path):
     gen.generate(houses, start=dt.date(2026, 1, 1), days=1, rows_per_day=50, produce=False)
-    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "LAKELOOP_HOME": str(ROOT)}
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+        "LAKELOOP_HOME": str(ROOT),
+        # the test profile's loopback pin, handed to spark-submit's JVM as the deployment does
+        "SPARK_LOCAL_IP": houses.cfg.spark.local_ip,
+    }
     base = [
         "spark-submit",
         "--master",
@@ -50,7 +56,7 @@ def test_spark_submit_runs_a_job_and_reports_errors_clearly(spark, houses, tmp_p
     )
     assert ok.returncode == 0, ok.stderr[-3000:]
     assert "ingest_files succeeded" in ok.stdout + ok.stderr  # spark-submit merges them
-    assert "resolves to a loopback address" not in ok.stderr  # spark-env.sh pins 127.0.0.1
+    assert "resolves to a loopback address" not in ok.stderr
     assert delta_io.read(spark, houses.table_path("bronze_listings")).count() == 50
     bad = subprocess.run(
         [*base, "--date", "2026-02-30"],
@@ -61,6 +67,19 @@ def test_spark_submit_runs_a_job_and_reports_errors_clearly(spark, houses, tmp_p
         timeout=300,
     )
     assert bad.returncode != 0 and "not a YYYY-MM-DD date" in bad.stdout + bad.stderr
+    # under spark-submit the jars are the deployment's (--jars / spark.jars): none given is a
+    # clear config error (exit 2) naming the missing classes, before any data is touched
+    no_jars = subprocess.run(
+        [*base[:3], "--conf", "spark.jars=", *base[3:], "--date", "2026-01-01"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    out = no_jars.stdout + no_jars.stderr
+    assert no_jars.returncode == 2, out[-3000:]
+    assert "lacks io.delta.sql.DeltaSparkSessionExtension" in out and "--jars" in out
 
 
 def test_lakeloop_run_reports_missing_input_with_exit_code_1(spark, houses, caplog):

@@ -7,16 +7,17 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
-from lakeloop import logs
+from lakeloop import logs, storage
 from lakeloop.config import ConfigError, load_config, parse_set_pairs
 from lakeloop.jars import MissingJarsError
 from lakeloop.session import build_spark
-from lakeloop.spec import Pipeline, load_pipeline
+from lakeloop.spec import Pipeline, is_remote_spec, load_pipeline, load_pipeline_text
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +35,33 @@ def _date(v: str) -> dt.date:
 
 def job_parser(job: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=job)
-    p.add_argument("--pipeline", required=True, help="conf/pipelines/<name>.yaml or a path")
+    p.add_argument(
+        "--pipeline",
+        required=True,
+        help="a name (conf/pipelines/<name>.yaml), a path, or a URI (hdfs://…/<name>.yaml)",
+    )
     p.add_argument("--date", required=True, type=_date, help="the run's logical date, YYYY-MM-DD")
     p.add_argument("--env", default=None, help="config environment (conf/<env>/), default dev")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
     )
+    p.add_argument(
+        "--project",
+        type=Path,
+        default=None,
+        help="the project folder holding conf/ (default: LAKELOOP_HOME, else the working "
+        "directory or a parent of it): for spark-submit from anywhere, e.g. with --py-files",
+    )
     return p
+
+
+def _read_spec(spark: SparkSession, uri: str) -> str:
+    try:
+        return storage.read_text(spark, uri)
+    except Py4JJavaError as e:
+        raise ConfigError(
+            f"pipeline spec {uri} cannot be read: {str(e.java_exception).splitlines()[0]}"
+        ) from None
 
 
 def main_for(
@@ -53,10 +74,14 @@ def main_for(
     logs.configure()
     args = job_parser(job).parse_args(argv)
     try:
-        cfg = load_config(args.env, parse_set_pairs(args.set))
-        pipeline = load_pipeline(cfg, args.pipeline)
+        cfg = load_config(args.env, parse_set_pairs(args.set), project_root=args.project)
         log.info("%s config: %s", job, json.dumps(cfg.redacted(), default=str))
-        spark = build_spark(cfg, app_name=f"lakeloop-{job}-{pipeline.name}")
+        if is_remote_spec(args.pipeline):  # read through the session's Hadoop FileSystem
+            spark = build_spark(cfg, app_name=f"lakeloop-{job}")
+            pipeline = load_pipeline_text(cfg, _read_spec(spark, args.pipeline), args.pipeline)
+        else:  # validated before any JVM starts
+            pipeline = load_pipeline(cfg, args.pipeline)
+            spark = build_spark(cfg, app_name=f"lakeloop-{job}-{pipeline.name}")
         result = run(spark, pipeline, args.date)
         if on_success:
             on_success(result)

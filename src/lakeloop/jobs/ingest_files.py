@@ -8,7 +8,6 @@ only (replaceWhere), so a re-run for the same date gives the same table content.
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from lakeloop import delta_io, runlog
+from lakeloop import delta_io, runlog, storage
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.schemas import read_struct
 from lakeloop.spec import FileSource, Pipeline
@@ -46,9 +45,13 @@ def one_partition_per_file(spark: SparkSession) -> Iterator[None]:
             spark.conf.unset(k) if v is None else spark.conf.set(k, v)
 
 
-def matching_files(pipeline: Pipeline, source: FileSource, date: dt.date) -> list[str]:
+def matching_files(
+    spark: SparkSession, pipeline: Pipeline, source: FileSource, date: dt.date
+) -> list[str]:
+    """The day's files of a source, listed through the session's Hadoop FileSystem (local,
+    hdfs://, s3a:// ... alike), as fully qualified URIs."""
     pattern = pipeline.file_glob(source, date)
-    files = sorted(glob.glob(pattern))
+    files = storage.glob_files(spark, pattern)
     if not files:
         raise JobError(
             f"source {source.name}: no files match {pattern} for {date}; "
@@ -90,6 +93,12 @@ def _with_position(df: DataFrame) -> DataFrame:
 _HEADER_DETAIL = ("Expected:", "CSV file:", "Header:", "Schema:")
 
 
+def _bare(uri: str) -> str:
+    """A file's location without a `file:` scheme (Spark and Hadoop spell it `file:/p` or
+    `file:///p`)."""
+    return "/" + uri.removeprefix("file:").lstrip("/") if uri.startswith("file:") else uri
+
+
 def header_error(
     table_key: str, sources: list[FileSource], files: dict[str, list[str]], spark_error: str
 ) -> str:
@@ -102,9 +111,8 @@ def header_error(
             if line.strip().startswith(key) and key not in detail:
                 detail[key] = line.strip()[len(key) :].strip()[:300]
     where = detail.get("CSV file:", "")
-    local = where.removeprefix("file://").removeprefix("file:")
     source = next(
-        (s.name for s in sources if any(local == f or where.endswith(f) for f in files[s.name])),
+        (s.name for s in sources if any(_bare(where) == _bare(f) for f in files[s.name])),
         None,
     )
     key = (
@@ -144,7 +152,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         for table_key, sources in by_table.items():
             path = pipeline.table_path(table_key)
             with one_partition_per_file(spark):
-                files = {s.name: matching_files(pipeline, s, date) for s in sources}
+                files = {s.name: matching_files(spark, pipeline, s, date) for s in sources}
                 frames = [read_source(spark, s, files[s.name], date) for s in sources]
                 bronze = frames[0]
                 for f in frames[1:]:

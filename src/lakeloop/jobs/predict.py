@@ -79,8 +79,9 @@ def entities_of_day(
     return DayEntities(r["n"], n_features, m["n"], m["dates"] or "")
 
 
-def _scoring_model(ref: tracking.ModelRef) -> ScoringModel:
-    return ScoringModel(tracking.load(ref), ref.name, ref.version, ref.run_id)
+def _scoring_model(pipeline: Pipeline, ref: tracking.ModelRef) -> ScoringModel:
+    model = tracking.load(ref, tracking.dfs_tmpdir(pipeline))
+    return ScoringModel(model, ref.name, ref.version, ref.run_id)
 
 
 def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRecord:
@@ -128,8 +129,8 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             challenger = None
         scored = scored_entities(
             entities,
-            _scoring_model(champion),
-            _scoring_model(challenger) if challenger else None,
+            _scoring_model(pipeline, champion),
+            _scoring_model(pipeline, challenger) if challenger else None,
             m,
             spec.entity_keys,
             FEATURE_TS,

@@ -123,6 +123,7 @@ def log_training_run(
         info = mlflow.spark.log_model(
             result.model,
             artifact_path=tracking.MODEL_ARTIFACT,
+            dfs_tmpdir=tracking.dfs_tmpdir(pipeline),
             registered_model_name=m.name,
             pip_requirements=[f"pyspark=={pyspark.__version__}"],
         )

@@ -79,9 +79,17 @@ def experiment_id(client: MlflowClient, cfg: AppConfig, pipeline: Pipeline) -> s
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
+    if is_server(cfg.mlflow.tracking_uri):
+        # a tracking server decides where artifacts go (`--serve-artifacts`: proxied by it)
+        return client.create_experiment(name)
     location = cfg.path(cfg.mlflow.artifact_root) / pipeline.name
     location.mkdir(parents=True, exist_ok=True)
     return client.create_experiment(name, artifact_location=location.resolve().as_uri())
+
+
+def is_server(uri: str) -> bool:
+    """A tracking URI served over HTTP (an MLflow server), not a local store."""
+    return uri.split(":", 1)[0].lower() in ("http", "https")
 
 
 def git_sha(root: Path) -> str:
@@ -127,10 +135,19 @@ def version_count(client: MlflowClient, name: str) -> int:
     return len(client.search_model_versions(f"name = '{name}'"))
 
 
-def load(ref: ModelRef) -> PipelineModel:
+def load(ref: ModelRef, dfs_tmpdir: str | None = None) -> PipelineModel:
+    """The model's Spark pipeline. MLflow downloads the artifact to the driver and, when
+    `dfs_tmpdir` is on distributed storage, copies it there for the executors to read."""
     import mlflow.spark  # Spark only where a model is loaded: the registry look-ups need none
 
-    return mlflow.spark.load_model(ref.uri)
+    return mlflow.spark.load_model(ref.uri, dfs_tmpdir=dfs_tmpdir)
+
+
+def dfs_tmpdir(pipeline: Pipeline) -> str:
+    """Where Spark writes a model for MLflow to pick up (and reads a downloaded one back): on
+    the lakehouse's storage, which every executor sees (MLflow's default /tmp/mlflow is each
+    machine's own disk on a cluster)."""
+    return pipeline.uri("_tmp", "mlflow")
 
 
 def set_alias(client: MlflowClient, ref: ModelRef, alias: str) -> None:

@@ -92,6 +92,8 @@ def environment(cfg: AppConfig, set_pairs: list[str]) -> dict[str, str]:
         # wait up to 30 s for SQLite's write lock (the default 5 s fails requests while the
         # scheduler writes on a busy machine)
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{h / 'airflow.db'}?timeout=30"
+    if cfg.spark.local_ip:  # the profile's pin (dev/test), for the tasks' spark-submit JVMs
+        env["SPARK_LOCAL_IP"] = cfg.spark.local_ip
     return env
 
 
