@@ -35,6 +35,9 @@ _CREDENTIAL = re.compile(
     r"|private[._-]?key|sasl[._]jaas[._]config",
     re.IGNORECASE,
 )
+# Settings that name a mechanism, not a credential: the class that provides credentials
+# (`spark.hadoop.fs.s3a.aws.credentials.provider`), the token provider of ABFS OAuth.
+_NOT_SECRET = re.compile(r"(credentials?|token)[._-]?provider(\.type)?$", re.IGNORECASE)
 # Under an auth section any `*_key` / `*.key` is a credential too (`auth.client_key`).
 _AUTH_SECTION = re.compile(r"(^|[._])(auth\w*|sasl|ssl|security|credentials?)([._]|$)", re.I)
 _KEYISH = re.compile(r"[._-]key$", re.IGNORECASE)
@@ -45,6 +48,8 @@ def is_secret_key(path: str) -> bool:
     """True when the dotted key path names a credential. A segment ending in `_env` holds the
     name of an environment variable, not a secret, so paths through one are never secrets."""
     if any(seg.lower().endswith("_env") for seg in path.split(".")):
+        return False
+    if _NOT_SECRET.search(path):
         return False
     return bool(_CREDENTIAL.search(path) or (_AUTH_SECTION.search(path) and _KEYISH.search(path)))
 

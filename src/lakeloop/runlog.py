@@ -177,7 +177,7 @@ def recording(
 def marker_dir(pipeline: Pipeline, job: str, run_date: dt.date | None) -> str:
     """Where the runs in progress of a job/pipeline/date keep a marker file each."""
     day = run_date.isoformat() if run_date else "none"
-    return str(pipeline.root / "_runs" / pipeline.name / job / day)
+    return pipeline.uri("_runs", pipeline.name, job, day)
 
 
 def _marker(pipeline: Pipeline, rec: RunRecord) -> str:

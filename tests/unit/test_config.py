@@ -150,3 +150,22 @@ def test_duplicate_keys_in_a_config_file_are_an_error(tmp_path):
         ConfigError, match=r"duplicate key 'master' \(line 4; first given on line 2\)"
     ):
         read_yaml(f)
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("spark.extra_conf.spark.hadoop.fs.s3a.secret.key", True),
+        ("spark.extra_conf.spark.hadoop.fs.azure.account.oauth2.client.secret", True),
+        ("kafka.sasl_password", True),
+        ("auth.client_key", True),
+        # a class name that provides credentials is not one: it may stand in YAML
+        ("spark.extra_conf.spark.hadoop.fs.s3a.aws.credentials.provider", False),
+        ("spark.extra_conf.spark.hadoop.fs.azure.account.oauth.provider.type", False),
+        ("kafka.sasl_password_env", False),
+    ],
+)
+def test_secret_keys_and_mechanism_names(key, secret):
+    from lakeloop.config import is_secret_key
+
+    assert is_secret_key(key) is secret
