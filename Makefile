@@ -8,7 +8,7 @@ DEMO_DAYS ?= 5
 DEMO_ROWS ?= 300
 DEMO_START ?= 2026-01-01
 
-.PHONY: help install jars kafka-jars setup browser test lint demo bench bench-ingest bench-validate bench-train bench-monitor bench-dag kafka-up kafka-down kafka-status airflow-up airflow-down airflow-status clean
+.PHONY: help install jars kafka-jars setup browser test lint demo bench bench-ingest bench-validate bench-train bench-monitor bench-dag kafka-up kafka-down kafka-status airflow-up airflow-down airflow-status cluster-up cluster-down cluster-status dist clean
 
 help:
 	@echo "make demo   - the whole lifecycle on the embedded defaults"
@@ -53,6 +53,24 @@ airflow-down: setup
 airflow-status: setup
 	$(VENV)/bin/lakeloop airflow status
 
+# A real cluster on this machine (lakeloop.cluster): HDFS NameNode + DataNode (the Hadoop jars
+# `lakeloop setup` resolves), a Spark standalone master + 2 workers (the pip install's
+# spark-class) and an MLflow tracking server, under .cluster/. The `cluster` config profile
+# (`--env cluster`) points jobs at it: hdfs://127.0.0.1:9820, spark://127.0.0.1:7077 (UI
+# http://127.0.0.1:8090), http://127.0.0.1:5000.
+cluster-up: setup
+	$(VENV)/bin/lakeloop cluster up
+cluster-down: setup
+	$(VENV)/bin/lakeloop cluster down
+cluster-status: setup
+	$(VENV)/bin/lakeloop cluster status
+
+# The package for clusters: dist/lakeloop-<version>-py3-none-any.whl and, for spark-submit
+# --py-files where pip is not available, dist/lakeloop-<version>.zip (lakeloop only; see
+# infra/dist.py for why its dependencies are not in it).
+dist: install
+	$(PY) infra/dist.py
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -91,4 +109,6 @@ clean:
 	-$(VENV)/bin/lakeloop airflow down
 	-$(VENV)/bin/lakeloop kafka down
 	-$(VENV)/bin/lakeloop kafka down --env test
-	rm -rf .lakehouse .kafka .kafka-test .mlflow .bench .airflow
+	-$(VENV)/bin/lakeloop cluster down
+	-$(VENV)/bin/lakeloop cluster down --env test
+	rm -rf .lakehouse .kafka .kafka-test .mlflow .bench .airflow .cluster .cluster-test dist

@@ -66,6 +66,30 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    """`lakeloop cluster up|down|status`: HDFS + Spark standalone + MLflow server on this machine."""
+    from lakeloop import cluster
+    from lakeloop.jars import MissingJarsError
+
+    cfg = _cfg(args)
+    try:
+        result = getattr(cluster, args.action)(cfg)
+    except (cluster.ClusterError, MissingJarsError) as e:
+        log.error("cluster %s failed: %s", args.action, e)
+        return 1
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    if args.action == "up":
+        ep = cluster.endpoints(cfg)
+        sys.stdout.write(
+            f"HDFS {ep.hdfs_uri}, Spark {ep.spark_master} (UI {ep.spark_ui}), MLflow "
+            f"{ep.mlflow_uri}; run jobs on it with --env cluster, stop it with "
+            f"`lakeloop cluster down{' --env ' + args.env if args.env else ''}`\n"
+        )
+    if args.action == "status" and not all(result["ready"].values()):
+        return 3
+    return 0
+
+
 def create_topics(cfg: AppConfig, pipeline_name: str | None) -> int:
     """Every Kafka source's topic of the spec, created or brought to the spec's settings."""
     import dataclasses
@@ -360,6 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(k)
 
+    c = sub.add_parser(
+        "cluster",
+        help="a real cluster on this machine: HDFS NameNode + DataNode, Spark standalone master "
+        "+ workers, MLflow server (cluster.* settings)",
+    )
+    c.add_argument("action", choices=("up", "down", "status"))
+    add_config_arguments(c)
+
     g = sub.add_parser("generate", help="generate an example use case's data")
     g.add_argument("pipeline", choices=("houses", "deliveries"))
     g.add_argument("--days", type=int, required=True)
@@ -499,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, rest)
         commands = {
             "kafka": cmd_kafka,
+            "cluster": cmd_cluster,
             "generate": cmd_generate,
             "demo": cmd_demo,
             "training-set": cmd_training_set,

@@ -1,5 +1,6 @@
 """The JVM jars lakeloop needs beyond the pyspark wheel: Delta Lake and the Kafka source (for
-Spark), and the Apache Kafka jars (for the local broker).
+Spark), the Apache Kafka jars (for the local broker) and Hadoop's HDFS daemons (for the local
+cluster, `lakeloop cluster up`).
 
 `lakeloop setup` (what `make setup` runs too) resolves them once per user with Maven, from the
 poms and Maven settings shipped in this package (`resources/maven/`, linked from `infra/`),
@@ -7,15 +8,18 @@ into a cache folder named after the installed versions::
 
     ~/.cache/lakeloop/jars/<pyspark version>-<delta-spark version>/spark/   (+ .stamp)
     ~/.cache/lakeloop/jars/<pyspark version>-<delta-spark version>/kafka/   (+ .stamp)
+    ~/.cache/lakeloop/jars/<pyspark version>-<delta-spark version>/hdfs/    (+ .stamp)
 
 `$LAKELOOP_JARS_CACHE` replaces `~/.cache/lakeloop/jars` (else `$XDG_CACHE_HOME/lakeloop/jars`).
 Of the Spark jars Maven resolves, only the artifacts pyspark does not already ship are kept
-(matched by artifact name, ignoring the version). A stamp holds a hash of the pom, the settings
+(matched by artifact name, ignoring the version). The HDFS jars are at the Hadoop version pyspark
+ships (its hadoop-client-api jar), so the daemons and Spark's HDFS client agree. A stamp holds a hash of the pom, the settings
 and the versions: a second `setup` does nothing, a changed pom resolves again.
 
 Every project finds the cache, so a project (`lakeloop init`, `LAKELOOP_HOME`) never needs jars
 beside it. `spark.jars_dir` / `kafka.broker.jars_dir` set in the config win; the former
-default `.jars/<part>` is used when the project has that folder, else the cache.
+default `.jars/<part>` is used when the project has that folder, else the cache;
+`cluster.hdfs_jars_dir` likewise for the HDFS jars.
 """
 
 from __future__ import annotations
@@ -47,11 +51,20 @@ MAVEN_SETTINGS = RESOURCES / "maven" / "settings.xml"
 POMS = {
     "spark": RESOURCES / "maven" / "spark-jars" / "pom.xml",
     "kafka": RESOURCES / "maven" / "kafka-broker" / "pom.xml",
+    "hdfs": RESOURCES / "maven" / "hdfs" / "pom.xml",
 }
 PARTS = tuple(POMS)
 # The project-relative jar folders the config used to default to (a checkout's `make jars`).
 LEGACY_DIRS = {"spark": Path(".jars/spark"), "kafka": Path(".jars/kafka")}
 STAMP = ".stamp"
+# What the HDFS daemons cannot run without (hadoop-hdfs alone lacks the client classes).
+HDFS_ARTIFACTS = ("hadoop-hdfs", "hadoop-hdfs-client", "hadoop-common")
+# The config key that overrides each part's folder (named in the errors).
+CONFIG_KEYS = {
+    "spark": "spark.jars_dir",
+    "kafka": "kafka.broker.jars_dir",
+    "hdfs": "cluster.hdfs_jars_dir",
+}
 _VERSION_SUFFIX = re.compile(r"-\d[^-]*\.jar$")
 # Classes that must load for lakeloop to work; tests assert them through the session.
 REQUIRED_CLASSES = (
@@ -83,6 +96,16 @@ def spark_version() -> str:
 
 def delta_version() -> str:
     return importlib.metadata.version("delta-spark")
+
+
+def hadoop_version(shipped_dir: Path | None = None) -> str:
+    """The Hadoop version pyspark ships (`hadoop-client-api-3.4.2.jar` -> `3.4.2`)."""
+    for jar in sorted((shipped_dir or pyspark_jars_dir()).glob("hadoop-client-api-*.jar")):
+        return jar.name.removeprefix("hadoop-client-api-").removesuffix(".jar")
+    raise SetupError(
+        f"no hadoop-client-api jar in {shipped_dir or pyspark_jars_dir()}: cannot tell which "
+        "Hadoop version pyspark ships (reinstall pyspark)"
+    )
 
 
 def spark_binary_version(version: str | None = None) -> str:
@@ -120,7 +143,7 @@ def cache_root(environ: dict[str, str] | None = None) -> Path:
 
 
 def cache_dir(part: str, environ: dict[str, str] | None = None) -> Path:
-    """`<cache root>/<pyspark>-<delta>/<part>`, part `spark` or `kafka`."""
+    """`<cache root>/<pyspark>-<delta>/<part>`, part `spark`, `kafka` or `hdfs`."""
     if part not in POMS:
         raise ValueError(f"unknown jar set {part!r}; expected one of {', '.join(PARTS)}")
     return cache_root(environ) / versions_key() / part
@@ -132,7 +155,7 @@ def jars_dir_for(configured: Path | None, project_root: Path, part: str) -> Path
     the user cache."""
     if configured is not None:
         path = configured if configured.is_absolute() else project_root / configured
-        if Path(configured) != LEGACY_DIRS[part] or path.is_dir():
+        if Path(configured) != LEGACY_DIRS.get(part) or path.is_dir():
             return path
     return cache_dir(part)
 
@@ -145,6 +168,10 @@ def kafka_jars_dir(cfg: AppConfig) -> Path:
     return jars_dir_for(cfg.kafka.broker.jars_dir, cfg.project_root, "kafka")
 
 
+def hdfs_jars_dir(cfg: AppConfig) -> Path:
+    return jars_dir_for(cfg.cluster.hdfs_jars_dir, cfg.project_root, "hdfs")
+
+
 def _fix_hint(jars_dir: Path, part: str) -> str:
     if jars_dir == cache_dir(part):
         return (
@@ -152,9 +179,8 @@ def _fix_hint(jars_dir: Path, part: str) -> str:
             f"(`make setup` in a lakeloop checkout does it too)."
         )
     return (
-        f"That folder is set in the config ({'spark' if part == 'spark' else 'kafka.broker'}"
-        f".jars_dir): fill it, or remove the setting to use the user cache that "
-        f"`{FIX_COMMAND}` fills."
+        f"That folder is set in the config ({CONFIG_KEYS[part]}): fill it, or remove the "
+        f"setting to use the user cache that `{FIX_COMMAND}` fills."
     )
 
 
@@ -197,6 +223,18 @@ def kafka_broker_jars(jars_dir: Path) -> list[Path]:
     return jars
 
 
+def hdfs_jars(jars_dir: Path) -> list[Path]:
+    """The HDFS daemons' classpath jars; a clear error naming what the folder lacks."""
+    jars = sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
+    missing = set(HDFS_ARTIFACTS) - {artifact_name(j.name) for j in jars}
+    if missing:
+        raise MissingJarsError(
+            f"HDFS jars missing in {jars_dir} ({', '.join(sorted(missing))} not found). "
+            + _fix_hint(jars_dir, "hdfs")
+        )
+    return jars
+
+
 # --- lakeloop setup --------------------------------------------------------------------------
 
 
@@ -232,8 +270,8 @@ def _mvn() -> str:
     if mvn is None:
         raise SetupError(
             "Maven (`mvn`) is not on PATH: lakeloop resolves its JVM jars (Delta Lake, the Kafka "
-            "source and broker) from Maven Central with it. Install Maven 3 (e.g. "
-            "`apt-get install maven`, `brew install maven`) and run `lakeloop setup` again."
+            "source and broker, the HDFS daemons) from Maven Central with it. Install Maven 3 "
+            "(e.g. `apt-get install maven`, `brew install maven`) and run `lakeloop setup` again."
         )
     return mvn
 
@@ -262,6 +300,8 @@ def _copy_dependencies(part: str, out: Path, work: Path) -> None:
             f"-Dspark.binary.version={spark_binary_version()}",
             f"-Ddelta.version={delta_version()}",
         ]
+    if part == "hdfs":  # the daemons at the Hadoop version of pyspark's HDFS client
+        cmd.append(f"-Dhadoop.version={hadoop_version()}")
     log.info("resolving the %s jars with Maven: %s", part, " ".join(cmd))
     proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -296,7 +336,7 @@ def resolve_part(part: str, force: bool = False) -> PartResult:
             spark_jars(out)  # the needed artifacts are there
         else:
             resolved.rename(out)
-            kafka_broker_jars(out)
+            {"kafka": kafka_broker_jars, "hdfs": hdfs_jars}[part](out)
         n = len(list(out.glob("*.jar")))
         (out / STAMP).write_text(
             json.dumps({"fingerprint": _fingerprint(part), "versions": versions_key(), "jars": n})

@@ -66,8 +66,9 @@ def test_cache_dir_is_named_after_the_installed_versions(monkeypatch, tmp_path: 
     assert cache_dir("kafka") == tmp_path / KEY / "kafka"
     monkeypatch.setattr(jars, "spark_version", lambda: "4.2.0")
     assert cache_dir("spark") == tmp_path / "4.2.0-4.4.0/spark"  # another pyspark: other jars
-    with pytest.raises(ValueError, match="unknown jar set 'hdfs'"):
-        cache_dir("hdfs")
+    assert cache_dir("hdfs") == tmp_path / "4.2.0-4.4.0/hdfs"
+    with pytest.raises(ValueError, match="unknown jar set 'yarn'"):
+        cache_dir("yarn")
 
 
 def test_jars_dir_unset_or_the_old_default_missing_is_the_cache(monkeypatch, tmp_path: Path):
@@ -133,9 +134,11 @@ def fake_maven(monkeypatch, tmp_path: Path) -> list[str]:
     def copy(part: str, out: Path, work: Path) -> None:
         calls.append(part)
         out.mkdir()
-        names = (
-            (*NEEDED, "kafka-clients-3.9.1.jar") if part == "spark" else ("kafka_2.13-4.1.1.jar",)
-        )
+        names = {
+            "spark": (*NEEDED, "kafka-clients-3.9.1.jar"),
+            "kafka": ("kafka_2.13-4.1.1.jar",),
+            "hdfs": tuple(f"{a}-3.4.2.jar" for a in jars.HDFS_ARTIFACTS),
+        }[part]
         for name in (*names, "scala-library-2.13.16.jar"):  # pyspark ships scala-library
             (out / name).write_text(part)
 
@@ -145,7 +148,11 @@ def fake_maven(monkeypatch, tmp_path: Path) -> list[str]:
 
 def test_setup_resolves_once_then_does_nothing(fake_maven, tmp_path: Path):
     first = jars.setup()
-    assert [(r.part, r.resolved, r.jars) for r in first] == [("spark", True, 3), ("kafka", True, 2)]
+    assert [(r.part, r.resolved, r.jars) for r in first] == [
+        ("spark", True, 3),
+        ("kafka", True, 2),
+        ("hdfs", True, 4),
+    ]
     spark = tmp_path / "cache" / KEY / "spark"
     assert sorted(p.name for p in spark.glob("*.jar")) == sorted(
         (*NEEDED, "kafka-clients-3.9.1.jar")
@@ -153,7 +160,7 @@ def test_setup_resolves_once_then_does_nothing(fake_maven, tmp_path: Path):
     assert json.loads((spark / ".stamp").read_text())["versions"] == KEY
     assert [p.name for p in (tmp_path / "cache" / KEY).iterdir() if p.name.startswith(".")] == []
     second = jars.setup()
-    assert [r.resolved for r in second] == [False, False] and fake_maven == ["spark", "kafka"]
+    assert [r.resolved for r in second] == [False] * 3 and fake_maven == ["spark", "kafka", "hdfs"]
     assert jars.setup(force=True)[0].resolved and fake_maven.count("spark") == 2
 
 
@@ -214,6 +221,7 @@ def test_infra_points_at_the_packaged_poms():
     for link, target in (
         ("infra/spark-jars/pom.xml", jars.POMS["spark"]),
         ("infra/kafka/pom.xml", jars.POMS["kafka"]),
+        ("infra/hdfs/pom.xml", jars.POMS["hdfs"]),
         ("infra/maven-settings.xml", jars.MAVEN_SETTINGS),
         ("infra/kafka/log4j2.properties", jars.RESOURCES / "kafka/log4j2.properties"),
     ):
@@ -236,3 +244,15 @@ def test_a_concurrent_setup_that_finished_first_is_kept(fake_maven, monkeypatch,
     result = jars.setup(parts=("kafka",))[0]
     assert not result.resolved and fake_maven == ["kafka", "kafka"]
     assert (target / "kafka_2.13-4.1.1.jar").read_text() == "the other setup's"
+
+
+def test_hdfs_jars_follow_pysparks_hadoop_and_name_what_is_missing(tmp_path: Path):
+    assert jars.hadoop_version() == next(
+        p.name[len("hadoop-client-api-") : -len(".jar")]
+        for p in jars.pyspark_jars_dir().glob("hadoop-client-api-*.jar")
+    )
+    (tmp_path / "hadoop-hdfs-3.4.2.jar").write_text("x")
+    with pytest.raises(MissingJarsError, match=r"hadoop-common, hadoop-hdfs-client not found"):
+        jars.hdfs_jars(tmp_path)
+    with pytest.raises(SetupError, match="no hadoop-client-api jar"):
+        jars.hadoop_version(tmp_path)
