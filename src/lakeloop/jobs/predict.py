@@ -79,8 +79,8 @@ def entities_of_day(
     return DayEntities(r["n"], n_features, m["n"], m["dates"] or "")
 
 
-def _scoring_model(pipeline: Pipeline, ref: tracking.ModelRef) -> ScoringModel:
-    model = tracking.load(ref, tracking.dfs_tmpdir(pipeline))
+def _scoring_model(ref: tracking.ModelRef, dfs_tmpdir: str) -> ScoringModel:
+    model = tracking.load(ref, dfs_tmpdir)
     return ScoringModel(model, ref.name, ref.version, ref.run_id)
 
 
@@ -127,10 +127,11 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         challenger = tracking.by_alias(client, m.name, tracking.CHALLENGER)
         if challenger is not None and challenger.version == champion.version:
             challenger = None
+        tmp = tracking.dfs_tmpdir(spark, pipeline)
         scored = scored_entities(
             entities,
-            _scoring_model(pipeline, champion),
-            _scoring_model(pipeline, challenger) if challenger else None,
+            _scoring_model(champion, tmp),
+            _scoring_model(challenger, tmp) if challenger else None,
             m,
             spec.entity_keys,
             FEATURE_TS,

@@ -56,6 +56,7 @@ def log_training_run(
     date: dt.date,
     rec: runlog.RunRecord,
     result: TrainingResult,
+    dfs_tmpdir: str,
 ) -> tracking.ModelRef:
     """One MLflow run (named `<job> <pipeline> <date>`): tags (lineage, git sha, spec hash),
     params, metrics, the CV results, importances and decision as artifacts, and the Spark model,
@@ -123,7 +124,7 @@ def log_training_run(
         info = mlflow.spark.log_model(
             result.model,
             artifact_path=tracking.MODEL_ARTIFACT,
-            dfs_tmpdir=tracking.dfs_tmpdir(pipeline),
+            dfs_tmpdir=dfs_tmpdir,  # tracking.dfs_tmpdir: storage the executors share
             registered_model_name=m.name,
             pip_requirements=[f"pyspark=={pyspark.__version__}"],
         )

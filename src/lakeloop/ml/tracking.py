@@ -9,16 +9,19 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from lakeloop.config import AppConfig
+from lakeloop import uris
+from lakeloop.config import AppConfig, ConfigError
 from lakeloop.spec import Pipeline
 
 if TYPE_CHECKING:
     from pyspark.ml import PipelineModel
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +146,24 @@ def load(ref: ModelRef, dfs_tmpdir: str | None = None) -> PipelineModel:
     return mlflow.spark.load_model(ref.uri, dfs_tmpdir=dfs_tmpdir)
 
 
-def dfs_tmpdir(pipeline: Pipeline) -> str:
+def dfs_tmpdir(spark: SparkSession, pipeline: Pipeline) -> str:
     """Where Spark writes a model for MLflow to pick up (and reads a downloaded one back): on
     the lakehouse's storage, which every executor sees (MLflow's default /tmp/mlflow is each
-    machine's own disk on a cluster)."""
-    return pipeline.uri("_tmp", "mlflow")
+    machine's own disk on a cluster). MLflow's Spark flavor copies it through the *default*
+    file system (`fs.defaultFS`), so a remote lakehouse must be on it: otherwise a ConfigError
+    naming the setting, not MLflow's "Wrong FS" from inside the model upload."""
+    tmp = pipeline.uri("_tmp", "mlflow")
+    if uris.is_local(tmp):
+        return tmp
+    default = spark.sparkContext._jsc.hadoopConfiguration().get("fs.defaultFS") or "file:///"
+    if not uris.within(uris.normalize(default.rstrip("/") + "/"), tmp):
+        raise ConfigError(
+            f"the lakehouse {pipeline.root} is not on Spark's default file system "
+            f"(fs.defaultFS={default}), through which MLflow stages Spark models: set "
+            f"spark.extra_conf.spark.hadoop.fs.defaultFS to its file system (e.g. "
+            f"{uris.scheme(tmp)}://{urlsplit(tmp).netloc})"
+        )
+    return tmp
 
 
 def set_alias(client: MlflowClient, ref: ModelRef, alias: str) -> None:
