@@ -1192,6 +1192,10 @@ class Pipeline:
     def file_glob(self, source: FileSource, date: dt.date) -> str:
         return self.uri(source.glob.format(date=date.isoformat()))
 
+    def local_file_glob(self, source: FileSource, date: dt.date) -> Path:
+        """`file_glob` on a local lakehouse, as a driver-disk path (the example generators)."""
+        return self.local_root / source.glob.format(date=date.isoformat())
+
     def checkpoint(self, source: KafkaSource) -> str:
         rel = source.checkpoint or f"_checkpoints/{self.name}/{source.name}"
         return self.uri(rel)

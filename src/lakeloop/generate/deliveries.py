@@ -47,7 +47,7 @@ def _source(pipeline: Pipeline, name: str) -> FileSource:
 
 
 def _path(pipeline: Pipeline, source: FileSource, day: dt.date, name: str) -> Path:
-    pattern = Path(pipeline.file_glob(source, day))
+    pattern = pipeline.local_file_glob(source, day)
     pattern.parent.mkdir(parents=True, exist_ok=True)
     return pattern.parent / f"{name}{pattern.suffix}"
 

@@ -259,7 +259,7 @@ def _encode_sales(
 
 
 def _file_path(pipeline: Pipeline, source: FileSource, day: dt.date, name: str) -> Path:
-    pattern = Path(pipeline.file_glob(source, day))
+    pattern = pipeline.local_file_glob(source, day)
     folder = pattern.parent
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{name}{pattern.suffix}"

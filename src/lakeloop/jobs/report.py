@@ -1,8 +1,9 @@
 """report: the HTML run report of a pipeline and date, rebuilt from the tables (the metrics
 tables the monitor wrote, the silver, feature and prediction tables, the run log and the
 registry): `<lakehouse_root>/reports/<pipeline>/html/<date>.html` and `index.html` across the
-monitored dates, with one local plotly.min.js beside them (the pages open offline). The page's
-path is printed and recorded in the run log (details `report`, `index`). A date the monitor
+monitored dates, with one plotly.min.js beside them (the pages open offline), written through
+the session's Hadoop FileSystem (the root may be `hdfs://`, `s3a://` ...). The page's URI is
+printed and recorded in the run log (details `report`, `index`). A date the monitor
 has not run for is an error that says to run it."""
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ JOB = "report"
 def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRecord:
     with runlog.recording(spark, pipeline, JOB, date) as rec:
         report = run_report.collect(spark, pipeline, date)
-        out = html.write(report, html.output_dir(pipeline))
+        out = html.write(spark, report, html.output_dir(pipeline))
         rec.output_counts["report_bytes"] = out.page_bytes
-        rec.details.update(report=str(out.page), index=str(out.index))
+        rec.details.update(report=out.page, index=out.index)
     return rec
 
 

@@ -19,12 +19,13 @@ import logging
 import sys
 from dataclasses import dataclass
 
+from mlflow.tracking import MlflowClient
 from pyspark.ml import PipelineModel
 from pyspark.ml.tuning import CrossValidator
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from lakeloop import delta_io, runlog, session
+from lakeloop import delta_io, runlog, session, storage
 from lakeloop.config import SpecError, mask
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.ml import pipeline as mlp
@@ -214,7 +215,9 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             champion = tracking.by_alias(client, m.name, tracking.CHAMPION)
             champion_metrics = None
             if champion is not None:  # re-checked on every metric: the spec may have changed
-                champion_metrics = evaluate(m, tracking.load(champion).transform(test))
+                champion_metrics = evaluate(
+                    m, tracking.load(champion, tracking.dfs_tmpdir(spark, pipeline)).transform(test)
+                )
             result = TrainingResult(
                 model=best,
                 cv_results=[
@@ -232,7 +235,9 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                 },
                 window=(test_start, stats["last_day"]),
             )
-            ref = log_training_run(client, pipeline, date, rec, result)
+            ref = log_training_run(
+                client, pipeline, date, rec, result, tracking.dfs_tmpdir(spark, pipeline)
+            )
             _apply(client, ref, result.decision, date)
             # what the monitor compares each day against: the features over the training set
             # (this version of it) and the model's scores on the test window
@@ -242,14 +247,22 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             train.unpersist()
             test.unpersist()
         rec.details.update(_details(ref, result, spec.timezone))
-        report = (
-            pipeline.root / "reports" / pipeline.name / "models" / f"{m.name}-v{ref.version}.md"
-        )
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(mask(markdown.model_report(pipeline, date, rec, ref, result)))
-        client.log_artifact(ref.run_id, str(report))
-        rec.details["report"] = str(report)
+        text = mask(markdown.model_report(pipeline, date, rec, ref, result))
+        rec.details["report"] = write_model_report(spark, client, pipeline, ref, text)
     return rec
+
+
+def write_model_report(
+    spark: SparkSession, client: MlflowClient, pipeline: Pipeline, ref: tracking.ModelRef, text: str
+) -> str:
+    """The model report at `<root>/reports/<pipeline>/models/<model>-v<version>.md` on the
+    lakehouse storage (through the session's Hadoop FileSystem), and the same file as an
+    artifact of the model's MLflow run; its URI."""
+    name = f"{ref.name}-v{ref.version}.md"
+    uri = pipeline.reports_uri("models", name)
+    storage.write_text(spark, uri, text)
+    client.log_text(ref.run_id, text, name)
+    return uri
 
 
 def _details(ref: tracking.ModelRef, result: TrainingResult, timezone: str) -> dict[str, str]:

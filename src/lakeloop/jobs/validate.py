@@ -26,20 +26,28 @@ is in silver of another date. The summary (summary.md) is written whatever the o
 GX Data Docs (the whole suite's results, HTML with its assets vendored, under the report
 folder) are rendered per table when `quality.data_docs` is on (the default); off, the
 table-level expectations still run through GX and still block, only the site is not rendered.
+The report folder is `<lakehouse_root>/reports/<pipeline>/validate/<date>/` on the lakehouse
+storage (a URI): summary.md is written through the session's Hadoop FileSystem; GX renders to a
+local folder, the report folder itself when the root is local, else a temporary folder uploaded
+to it when the run ends (whatever the outcome).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakeloop import delta_io, runlog
+from lakeloop import delta_io, runlog, storage, uris
 from lakeloop.config import SpecError, mask
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.quality.datadocs import row_rule_results
@@ -110,6 +118,48 @@ class TableSummary:
                 f"{rule} ({k} of {self.bronze} rows{', e.g. ' + example if example else ''})"
             )
         return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class ReportFolder:
+    """The run's report folder: `uri` on the lakehouse storage, and `local`, the driver-disk
+    folder GX builds Data Docs in (the report folder itself when the root is local)."""
+
+    uri: str
+    local: Path
+
+    def data_docs(self, source: str) -> tuple[Path, str]:
+        """Where a table's Data Docs are built, and the URI of their index.html."""
+        return self.local / source / "data_docs", uris.join(
+            self.uri, source, "data_docs", "index.html"
+        )
+
+
+@contextlib.contextmanager
+def report_folder(
+    spark: SparkSession, uri: str, in_place: bool | None = None
+) -> Iterator[ReportFolder]:
+    """The report folder `uri` with a local folder to build in: in place when `uri` is local
+    (`in_place` None), else a temporary folder whose content is uploaded to `uri` on exit,
+    also when the run failed (a failed upload then is logged, the run's error kept)."""
+    if in_place is None:
+        in_place = uris.is_local(uri)
+    if in_place:
+        yield ReportFolder(uri, uris.local_path(uri))
+        return
+    with tempfile.TemporaryDirectory(prefix="lakeloop-validate-") as tmp:
+        failed = True
+        try:
+            yield ReportFolder(uri, Path(tmp))
+            failed = False
+        finally:
+            try:
+                if any(Path(tmp).iterdir()):
+                    storage.upload_dir(spark, tmp, uri)
+            except Exception:
+                if not failed:
+                    raise
+                log.warning("could not upload the Data Docs to %s", uri, exc_info=True)
 
 
 @dataclass
@@ -238,7 +288,7 @@ def evaluate_table(
     inputs: tuple[CompiledSuite, DataFrame],
     date: dt.date,
     run_id: str,
-    report_dir: Path,
+    report: ReportFolder,
 ) -> TablePlan:
     """Gate, cleaning, cross-date dedup, table-level GX and the summary of one table of the
     date; nothing is written. Bronze is read once (the gated rows are persisted, and so are
@@ -282,17 +332,20 @@ def evaluate_table(
         # Data Docs (`quality.data_docs`): the table-level outcomes (GX, on the silver rows)
         # and the row rules' outcomes (the summary's counts) in one validation result; offline
         # assets vendored. Without them GX still runs the table-level expectations (the gate).
-        docs_dir, row_level = None, []
+        docs_dir, docs_uri, row_level = None, "", []
         if pipeline.cfg.quality.data_docs:
-            docs_dir = report_dir / v.source / "data_docs"
+            docs_dir, docs_uri = report.data_docs(v.source)
             row_level = row_rule_results(gated, suite, dict(summary.top_rules), summary.bronze)
-        table_level = summary.table_level = validate_table_level(
+        table_level = validate_table_level(
             silver,
             suite.table_suite(),
             docs_dir,
             f"{pipeline.name}-{v.source}-{date}",
             row_level,
         )
+        if table_level.docs_index is not None:  # named by where it lives on the storage
+            table_level = dataclasses.replace(table_level, docs_index=docs_uri)
+        summary.table_level = table_level
     except BaseException:
         for df in cached:
             df.unpersist()
@@ -350,7 +403,7 @@ def _tables(pipeline: Pipeline, plan: TablePlan) -> str:
 
 
 def _blocked_message(
-    pipeline: Pipeline, date: dt.date, plans: list[TablePlan], summary: Path
+    pipeline: Pipeline, date: dt.date, plans: list[TablePlan], summary: str
 ) -> str:
     parts = []
     for plan in plans:
@@ -512,15 +565,18 @@ def summary_text(pipeline: Pipeline, date: dt.date, summaries: list[TableSummary
 def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRecord:
     if not pipeline.spec.expectations:
         raise JobError(f"pipeline {pipeline.name} declares no `expectations`")
-    report_dir = pipeline.root / "reports" / pipeline.name / "validate" / date.isoformat()
-    summary = report_dir / "summary.md"
-    with runlog.recording(spark, pipeline, JOB, date) as rec:
+    report_uri = pipeline.reports_uri(JOB, date.isoformat())
+    summary = uris.join(report_uri, "summary.md")
+    with (
+        runlog.recording(spark, pipeline, JOB, date) as rec,
+        report_folder(spark, report_uri) as report,
+    ):
         specs = pipeline.spec.expectations
         inputs = [table_inputs(spark, pipeline, i, v, date) for i, v in enumerate(specs)]
         plans: list[TablePlan] = []
         try:
             for v, inp in zip(specs, inputs, strict=True):
-                plans.append(evaluate_table(spark, pipeline, v, inp, date, rec.run_id, report_dir))
+                plans.append(evaluate_table(spark, pipeline, v, inp, date, rec.run_id, report))
             if any(p.blocking for p in plans):
                 for p in plans:
                     p.summary.status = "NOT written: " + (
@@ -530,9 +586,9 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             write_date(spark, pipeline, plans, date, rec)
         finally:
             if plans and len(plans) == len(specs):  # written whatever happened to the date
-                report_dir.mkdir(parents=True, exist_ok=True)
-                summary.write_text(mask(summary_text(pipeline, date, [p.summary for p in plans])))
-                rec.details["summary"] = str(summary)
+                text = mask(summary_text(pipeline, date, [p.summary for p in plans]))
+                storage.write_text(spark, summary, text)
+                rec.details["summary"] = summary
                 for p in plans:
                     docs = p.summary.table_level and p.summary.table_level.docs_index
                     if docs:
@@ -544,7 +600,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
 
 
 def _print_summary(rec: runlog.RunRecord) -> None:
-    sys.stdout.write(Path(rec.details["summary"]).read_text())
+    sys.stdout.write(storage.read_text(SparkSession.active(), rec.details["summary"]))
     sys.stdout.write(f"\nsummary: {rec.details['summary']}\n")
 
 

@@ -67,7 +67,8 @@ class TableValidation:
     suite_name: str
     success: bool  # every expectation passed
     outcomes: list[ExpectationOutcome] = field(default_factory=list)
-    docs_index: Path | None = None  # Data Docs index.html; None when no docs were built
+    # Data Docs index.html; None when no docs were built (validate swaps in its storage URI)
+    docs_index: Path | str | None = None
 
     @property
     def blocking_failures(self) -> list[ExpectationOutcome]:

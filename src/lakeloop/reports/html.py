@@ -4,25 +4,27 @@ Jinja2 templates under templates/ (autoescaped; the figures' own markup from Plo
 
 Written to `<lakehouse_root>/reports/<pipeline>/html/`: `<date>.html`, `index.html` and one
 `plotly.min.js` (from the plotly package) that every page loads from beside it: the pages open
-offline, with no CDN or other network asset, and stay small (~10-20 KB per figure)."""
+offline, with no CDN or other network asset, and stay small (~10-20 KB per figure). The folder
+is a URI (a local path, `file:`, `hdfs:`, `s3a:` ...): pages are rendered to strings and written
+through the Hadoop FileSystem of the running SparkSession, never with the driver's file I/O."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import math
-import os
-import shutil
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 import plotly.graph_objects as go
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from pyspark.sql import SparkSession
 
+from lakeloop import storage, uris
 from lakeloop.reports import figures
 from lakeloop.reports.run_report import IndexRow, RunReport
 from lakeloop.spec import Pipeline
@@ -30,12 +32,12 @@ from lakeloop.spec import Pipeline
 log = logging.getLogger(__name__)
 
 PLOTLY_JS = "plotly.min.js"
-TEMPLATES = Path(__file__).parent / "templates"
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 
-def output_dir(pipeline: Pipeline) -> Path:
-    return Path(pipeline.root) / "reports" / pipeline.name / "html"
+def output_dir(pipeline: Pipeline) -> str:
+    """`<lakehouse_root>/reports/<pipeline>/html` as a URI."""
+    return pipeline.reports_uri("html")
 
 
 def page_name(date: dt.date) -> str:
@@ -118,22 +120,25 @@ def _table(df: pd.DataFrame, columns: list[str], title: str = "") -> Block:
     return Block("table", title=title, columns=columns, rows=rows)
 
 
-def _href(target: str, out_dir: Path) -> str:
-    """A Data Docs location as a link that works from the page: http(s) as it is, a local path
-    (or file: URI) relative to the page's folder."""
-    parsed = urlparse(target)
-    if parsed.scheme in ("http", "https"):
+def _href(target: str, out_dir: str) -> str:
+    """A Data Docs location as a link that works from the page: http(s) as it is; a location on
+    the page's file system (a local path or file: URI beside a local page, the same
+    `hdfs://host` ...) relative to the page's folder; a local file beside a remote page as a
+    file: URI; anything else as it is."""
+    s = uris.scheme(target)
+    if s in ("http", "https"):
         return target
-    path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(target)
-    if not path.is_absolute():
-        return target
-    try:
-        return Path(os.path.relpath(path, out_dir)).as_posix()
-    except ValueError:  # another drive
-        return path.as_uri()
+    if s == "file":
+        target = unquote(urlsplit(target).path)
+    elif not s and not target.startswith("/"):
+        return target  # relative already (or not a location)
+    rel = uris.relative(out_dir, target)
+    if rel is not None:
+        return rel
+    return Path(target).as_uri() if uris.is_local(target) else target
 
 
-def _data_quality(r: RunReport, out_dir: Path) -> Section:
+def _data_quality(r: RunReport, out_dir: str) -> Section:
     fig, blocks = _Figures("data-quality"), []
     if r.dq_days is None:
         blocks.append(_note(f"No data-quality trend: {r.notes.get('dq', 'no data')}."))
@@ -338,13 +343,13 @@ def _decision(r: RunReport) -> Section:
     return Section("decision", "Retrain decision and lineage", blocks)
 
 
-def sections(r: RunReport, out_dir: Path) -> list[Section]:
+def sections(r: RunReport, out_dir: str) -> list[Section]:
     return [_data_quality(r, out_dir), _profile(r), _drift(r), _model(r), _decision(r)]
 
 
 def _env() -> Environment:
     return Environment(
-        loader=FileSystemLoader(str(TEMPLATES)),
+        loader=PackageLoader("lakeloop.reports", "templates"),  # also from a --py-files zip
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -353,7 +358,8 @@ def _env() -> Environment:
     )
 
 
-def render_page(r: RunReport, out_dir: Path) -> str:
+def render_page(r: RunReport, out_dir: str) -> str:
+    """The date's page; `out_dir` (the folder it is written to) places the relative links."""
     return (
         _env()
         .get_template("run_report.html.j2")
@@ -361,11 +367,13 @@ def render_page(r: RunReport, out_dir: Path) -> str:
     )
 
 
-def render_index(pipeline: str, rows: list[IndexRow], out_dir: Path) -> str:
+def render_index(pipeline: str, rows: list[IndexRow], pages: set[str]) -> str:
+    """The index across dates: a date links its page when `pages` (the names present in the
+    folder) has it."""
     entries = [
         {
             "date": x.date.isoformat(),
-            "href": page_name(x.date) if (out_dir / page_name(x.date)).is_file() else "",
+            "href": page_name(x.date) if page_name(x.date) in pages else "",
             "recommended": x.recommended,
             "rule": x.rule,
             "in_cooldown": x.in_cooldown,
@@ -378,39 +386,48 @@ def render_index(pipeline: str, rows: list[IndexRow], out_dir: Path) -> str:
     return _env().get_template("index.html.j2").render(pipeline=pipeline, entries=entries)
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def _size(spark: SparkSession, uri: str) -> int | None:
+    """The length of the file at `uri` on its Hadoop FileSystem; None when there is none."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(path):
+        return None
+    st = fs.getFileStatus(path)
+    return int(st.getLen()) if st.isFile() else None
 
 
-def ensure_plotly_js(out_dir: Path) -> Path:
+def ensure_plotly_js(spark: SparkSession, out_dir: str) -> str:
     """The plotly package's own plotly.min.js beside the pages (copied once; again when the
-    package's differs)."""
+    package's differs in size)."""
     src = resources.files("plotly") / "package_data" / PLOTLY_JS
-    dst = out_dir / PLOTLY_JS
+    dst = uris.join(out_dir, PLOTLY_JS)
     with resources.as_file(src) as local:
-        if not dst.is_file() or dst.stat().st_size != local.stat().st_size:
-            shutil.copyfile(local, dst)
+        if _size(spark, dst) != local.stat().st_size:
+            storage.write_bytes(spark, dst, local.read_bytes())
+            log.info("copied %s to %s", PLOTLY_JS, dst)
     return dst
 
 
 @dataclass(frozen=True)
 class Written:
-    page: Path
-    index: Path
-    script: Path
+    """Where the report went (URIs) and the page's size in bytes."""
+
+    page: str
+    index: str
+    script: str
     page_bytes: int
 
 
-def write(r: RunReport, out_dir: Path) -> Written:
-    """The date's page, then the index (which links the pages present), and plotly.min.js."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    script = ensure_plotly_js(out_dir)
-    page = out_dir / page_name(r.date)
-    _write(page, render_page(r, out_dir))
-    index = out_dir / "index.html"
-    _write(index, render_index(r.pipeline, r.index, out_dir))
-    size = page.stat().st_size
-    log.info("run report %s (%.0f KB), index %s", page, size / 1024, index)
-    return Written(page, index, script, size)
+def write(spark: SparkSession, r: RunReport, out_dir: str) -> Written:
+    """The date's page, then the index (which links the pages present), and plotly.min.js,
+    written into the folder `out_dir` (a URI) through the session's Hadoop FileSystem."""
+    script = ensure_plotly_js(spark, out_dir)
+    page = uris.join(out_dir, page_name(r.date))
+    body = render_page(r, out_dir).encode("utf-8")
+    storage.write_bytes(spark, page, body)
+    index = uris.join(out_dir, "index.html")
+    pages = set(storage.list_names(spark, out_dir))
+    storage.write_text(spark, index, render_index(r.pipeline, r.index, pages))
+    log.info("run report %s (%.0f KB), index %s", page, len(body) / 1024, index)
+    return Written(page, index, script, len(body))

@@ -16,7 +16,7 @@ import pytest
 from pyspark.sql import types as T
 from sklearn.metrics import roc_auc_score
 
-from lakeloop import cli
+from lakeloop import cli, uris
 from lakeloop.config import load_config
 from lakeloop.jobs import report as report_job
 from lakeloop.jobs.common import JobError
@@ -368,7 +368,8 @@ def test_regression_report_job_every_section_has_a_plot(spark, lakes, monkeypatc
     monkeypatch.setattr(run_report, "_matured", _matured(scored))
     rec = report_job.run(spark, p, D2)
     report_job.report(rec)
-    out = html.output_dir(p)
+    assert html.output_dir(p) == f"{p.root}/reports/houses/html"
+    out = uris.local_path(html.output_dir(p))
     page_path = Path(rec.details["report"])
     assert page_path == out / "2026-01-10.html" and page_path.is_file()
     assert str(page_path) in capsys.readouterr().out
@@ -412,13 +413,13 @@ def test_classification_report_without_champion_says_so(spark, lakes):
     k = len(p.spec.entity_keys)  # keys, feature_ts, prediction_date, prediction, probability
     exact = roc_auc_score([lab for _, lab in scored], [row[k + 3] for row, _ in scored])
     assert r.auc == pytest.approx(exact, abs=0.01)
-    out = html.output_dir(p)
-    written = html.write(r, out)
-    page = Page(written.page.read_text())
+    written = html.write(spark, r, html.output_dir(p))
+    text = Path(written.page).read_text()
+    assert written.page_bytes == len(text.encode())
+    page = Page(text)
     assert tuple(page.sections) == SECTIONS
     assert {s: n for s, n in page.sections.items() if n == 0} == {}, page.notes
     _assert_offline_page(page)
-    text = written.page.read_text()
     assert "Confusion matrix" in text and "ROC (AUC" in text
     # no champion: the correlation, importances and lineage parts say so plainly
     assert any(no_champion in n for n in page.notes["profile"])
@@ -466,7 +467,7 @@ def test_missing_tables_and_unknown_date_name_what_to_run(spark, tmp_path, lakes
         f"lakehouse_root={empty.root}",
     ]
     assert cli.main(args) == 1
-    assert not html.output_dir(empty).exists()
+    assert not uris.local_path(html.output_dir(empty)).exists()
 
 
 def test_histogram_and_correlation_aggregates_match_numpy(spark):
@@ -501,3 +502,41 @@ def test_roc_curve_from_buckets():
     assert auc == pytest.approx(roc_auc_score(labels, scores))
     _, one_class = run_report.roc_curve(b.assign(positives=b["rows"]))
     assert math.isnan(one_class)
+
+
+@pytest.mark.parametrize(
+    ("target", "out_dir", "href"),
+    [
+        # local: relative to the page's folder, whether either side is a path or a file: URI
+        ("/lake/reports/h/validate/d/x/data_docs/index.html", "/lake/reports/h/html", None),
+        ("file:///lake/reports/h/validate/d/x/data_docs/index.html", "/lake/reports/h/html", None),
+        ("/lake/reports/h/validate/d/x/data_docs/index.html", "file:///lake/reports/h/html", None),
+        ("file:///lake/a%20b/index.html", "file:///lake/reports/h/html", "../../../a b/index.html"),
+        # the same HDFS: relative; another name node or scheme: the location as it is
+        (
+            "hdfs://nn:9820/lake/reports/h/validate/d/x/data_docs/index.html",
+            "hdfs://nn:9820/lake/reports/h/html",
+            None,
+        ),
+        ("hdfs://other:9820/lake/d/index.html", "hdfs://nn:9820/lake/reports/h/html", "="),
+        ("s3a://bucket/lake/d/index.html", "hdfs://nn:9820/lake/reports/h/html", "="),
+        # a page on HDFS pointing at the driver's disk: a file: URI, never a mangled path
+        ("/lake/d/index.html", "hdfs://nn:9820/lake/reports/h/html", "file:///lake/d/index.html"),
+        ("https://docs.example.com/x/index.html", "hdfs://nn:9820/lake/reports/h/html", "="),
+        ("data_docs/index.html", "/lake/reports/h/html", "="),
+    ],
+)
+def test_data_docs_link_is_relative_on_the_same_file_system(target, out_dir, href):
+    expected = {None: "../validate/d/x/data_docs/index.html", "=": target}.get(href, href)
+    assert html._href(target, out_dir) == expected
+
+
+def test_index_links_only_the_pages_present():
+    rows = [
+        run_report.IndexRow(D2, True, "drift", False, "sqft drifted", 1, 0.41),
+        run_report.IndexRow(D1, False, "none", False, "nothing fired", 0, 0.01),
+    ]
+    text = html.render_index("houses", rows, {"2026-01-10.html", "index.html"})
+    index = Page(text)
+    assert index.links == ["2026-01-10.html"]
+    assert "lakeloop report --pipeline houses --date 2026-01-09" in " ".join(index.text)
