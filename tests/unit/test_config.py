@@ -169,3 +169,20 @@ def test_secret_keys_and_mechanism_names(key, secret):
     from lakeloop.config import is_secret_key
 
     assert is_secret_key(key) is secret
+
+
+def test_loopback_pins_only_in_the_dev_and_test_profiles():
+    """The cluster profile pins no driver host (executors on other machines must reach the
+    driver); dev and test keep everything on loopback. Under spark-submit the jars are the
+    deployment's: the session settings carry none and need no jar folder."""
+    from lakeloop.session import session_conf
+
+    for env in ("dev", "test"):
+        cfg = load_config(env, project_root=ROOT)
+        assert session_conf(cfg)["spark.driver.host"] == "127.0.0.1" == cfg.spark.local_ip
+    cluster = load_config("cluster", project_root=ROOT)
+    assert cluster.spark.driver_host is None and cluster.spark.local_ip is None
+    conf = session_conf(cluster, with_jars=False)
+    assert "spark.driver.host" not in conf and "spark.jars" not in conf
+    assert conf["spark.sql.warehouse.dir"] == f"{cluster.lakehouse_root}/_warehouse"
+    assert cluster.lakehouse_root.startswith("hdfs://")
