@@ -44,7 +44,7 @@ from xml.sax.saxutils import escape
 
 from lakeloop.config import AppConfig
 from lakeloop.jars import hdfs_jars, hdfs_jars_dir
-from lakeloop.procs import live_pid
+from lakeloop.procs import alive, live_pid
 
 log = logging.getLogger(__name__)
 
@@ -488,21 +488,6 @@ def _pid(lay: Layout, d: Daemon) -> int | None:
     return live_pid(lay.pid_file(d.name), d.marker.encode())
 
 
-def _alive(pid: int) -> bool:
-    try:  # reap it when it is our child (a test's, an `up` that failed)
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()
@@ -682,10 +667,10 @@ def _stop(lay: Layout, ds: Sequence[Daemon], grace_s: float = STOP_GRACE_S) -> l
         running[d.name] = pid
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(_alive(p) for p in running.values()):
+    while time.monotonic() < deadline and any(alive(p) for p in running.values()):
         time.sleep(0.2)
     for name, pid in running.items():
-        if _alive(pid):
+        if alive(pid):
             log.warning("%s (pid %s) ignored SIGTERM for %.0fs; killing it", name, pid, grace_s)
             _signal(pid, signal.SIGKILL)
         lay.pid_file(name).unlink(missing_ok=True)

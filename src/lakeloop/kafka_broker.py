@@ -22,7 +22,7 @@ from pathlib import Path
 
 from lakeloop.config import AppConfig
 from lakeloop.jars import RESOURCES, kafka_jars_dir
-from lakeloop.procs import live_pid
+from lakeloop.procs import alive, live_pid
 
 log = logging.getLogger(__name__)
 
@@ -249,27 +249,11 @@ def down(cfg: AppConfig, timeout_s: float = 30.0) -> dict[str, object]:
         return status(cfg)
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and alive(pid):
         time.sleep(0.2)
-    if _alive(pid):
+    if alive(pid):
         log.warning("broker pid %s ignored SIGTERM for %ss; killing it", pid, timeout_s)
         os.kill(pid, signal.SIGKILL)
     paths.pid_file.unlink(missing_ok=True)
     log.info("Kafka broker stopped (pid %s)", pid)
     return status(cfg)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-        return state != "Z"
-    except (FileNotFoundError, IndexError):
-        return False

@@ -26,3 +26,20 @@ def live_pid(pid_file: Path, marker: bytes) -> int | None:
     except OSError:
         return None
     return pid
+
+
+def alive(pid: int) -> bool:
+    """The process runs and is not a zombie (reaped first when it is our child: a test's, or
+    an `up` that failed)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lakeloop import cli, cluster
+from lakeloop import cli, cluster, procs
 from lakeloop.cluster import ClusterError, Daemon
 from lakeloop.config import load_config
 from tests.conftest import ROOT
@@ -165,7 +165,7 @@ def test_down_stops_only_this_clusters_processes(tmp_path: Path):
         ]
         result = cluster.down(cfg, grace_s=10)
         assert result["stopped"] == ["spark-master"]
-        assert not cluster._alive(ours.pid)  # stopped (and reaped: it is our child)
+        assert not procs.alive(ours.pid)  # stopped (and reaped: it is our child)
         assert stranger.poll() is None and other_home.poll() is None  # never touched
         assert list((lay.home / "run").iterdir()) == []  # the stale pid files are gone
     finally:
