@@ -74,7 +74,8 @@ def glob_files(spark: SparkSession, pattern: str) -> list[str]:
 
 def write_text(spark: SparkSession, uri: str, text: str) -> None:
     """Replace the file at `uri` with `text` (parent folders created). Written to a hidden
-    sibling first and renamed, so a reader sees the old file or the new one."""
+    sibling first and renamed into place, so a reader never sees a half-written file (the old
+    one is deleted just before the rename: for an instant there is none)."""
     write_bytes(spark, uri, text.encode("utf-8"))
 
 
