@@ -125,6 +125,8 @@ def _cluster_sets(ep: cluster.Endpoints, root: str, broker_cfg) -> list[str]:
         f"mlflow.tracking_uri={ep.mlflow_uri}",
         f"spark.extra_conf.spark.eventLog.dir={ep.hdfs_uri}/spark-events",
         f"spark.extra_conf.spark.hadoop.fs.defaultFS={ep.hdfs_uri}",
+        # event logs as plain JSON lines for the check below (Spark 4 writes zstd by default)
+        "spark.extra_conf.spark.eventLog.compress=false",
         f"kafka.bootstrap_servers={broker_cfg.kafka.bootstrap_servers}",
         "spark.shuffle_partitions=2",  # as the local run, so that both sides plan alike
         "spark.driver_memory=1g",
@@ -249,12 +251,29 @@ def _overrides(sets: list[str]) -> dict:
     return parse_set_pairs(sets)
 
 
+def _event_file_index(uri: str) -> int:
+    """`…/events_12_app-…` -> 12 (a rolled log's order); a plain log file -> 0."""
+    name = uri.rsplit("/", 1)[1]
+    return int(name.split("_")[1]) if name.startswith("events_") else 0
+
+
 def _event_logs(spark: SparkSession, folder: str) -> list[dict]:
     """Per application in the event log folder: its name, the lakehouse root it used, its
     executors and where its tasks ran."""
     out = []
-    for uri in storage.glob_files(spark, f"{folder}/*"):
-        events = [json.loads(line) for line in storage.read_text(spark, uri).splitlines() if line]
+    # Spark 4 rolls event logs by default: a folder eventlog_v2_<app> of events_<n>_<app> files
+    # (a plain file per application when rolling is off)
+    logs: dict[str, list[str]] = {}
+    for uri in storage.glob_files(spark, f"{folder}/*") + storage.glob_files(
+        spark, f"{folder}/eventlog_v2_*/events_*"
+    ):
+        app_id = uri.rsplit("/eventlog_v2_", 1)[1].split("/")[0] if "/eventlog_v2_" in uri else uri
+        logs.setdefault(app_id, []).append(uri)
+    for uris_of_app in logs.values():
+        text = "\n".join(
+            storage.read_text(spark, u) for u in sorted(uris_of_app, key=_event_file_index)
+        )
+        events = [json.loads(line) for line in text.splitlines() if line]
         start = next((e for e in events if e["Event"] == "SparkListenerEnvironmentUpdate"), {})
         props = start.get("Spark Properties", {})
         app = next((e for e in events if e["Event"] == "SparkListenerApplicationStart"), {})
