@@ -1,7 +1,7 @@
 """The monitor's retrain decision of one date, read from the decisions Delta table without a
 JVM (orchestration.tables: delta-rs + pyarrow): the lifecycle DAG's last task reads it in well under a second, where a Spark
-session would cost a JVM start and a pool slot. Works on any URI delta-rs reads (a local path,
-s3://, abfss://, gs://)."""
+session would cost a JVM start and a pool slot. Any URI `orchestration.tables` reads (a local
+path; s3://, abfss://, gs:// untested here)."""
 
 from __future__ import annotations
 

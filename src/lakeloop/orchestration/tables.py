@@ -1,6 +1,8 @@
 """Reading lakeloop's Delta tables without a JVM, for the Airflow tasks and the demo's summary:
 delta-rs replays the Delta log (the current snapshot's files), pyarrow reads the Parquet files
-through its own filesystem for the table's URI (local, s3://, gs://, abfs://, hdfs://).
+through its own filesystem for the table's URI (local, s3://, gs://, abfs://; hdfs:// only
+where pyarrow finds libhdfs, which this machine lacks: the Airflow tasks have run on local
+lakehouses only).
 
 pyarrow's filesystem rather than delta-rs's object store: a process that read through the
 latter aborted at exit now and then ("terminate called without an active exception", exit
