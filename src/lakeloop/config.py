@@ -112,6 +112,22 @@ class SparkSettings(Strict):
     # the value (e.g. spark.hadoop.fs.s3a.secret.key: AWS_SECRET_ACCESS_KEY).
     extra_conf_env: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("extra_conf", mode="before")
+    @classmethod
+    def _spark_values(cls, v: Any) -> Any:
+        """Spark settings are strings; YAML and `--set` read `true`, `4`, `0.5` as scalars:
+        given as such, they mean Spark's spelling (`true`, `4`, `0.5`)."""
+        if not isinstance(v, dict):
+            return v
+        return {
+            k: str(x).lower()
+            if isinstance(x, bool)
+            else str(x)
+            if isinstance(x, int | float)
+            else x
+            for k, x in v.items()
+        }
+
     @field_validator("extra_conf", "extra_conf_env")
     @classmethod
     def _spark_keys(cls, v: dict[str, str]) -> dict[str, str]:

@@ -186,3 +186,24 @@ def test_loopback_pins_only_in_the_dev_and_test_profiles():
     assert "spark.driver.host" not in conf and "spark.jars" not in conf
     assert conf["spark.sql.warehouse.dir"] == f"{cluster.lakehouse_root}/_warehouse"
     assert cluster.lakehouse_root.startswith("hdfs://")
+
+
+def test_spark_settings_given_as_yaml_scalars_are_spark_strings():
+    cfg = load_config(
+        "test",
+        parse_set_pairs(
+            [
+                "spark.extra_conf.spark.eventLog.compress=false",
+                "spark.extra_conf.spark.sql.shuffle.partitions=8",
+                "spark.extra_conf.spark.memory.fraction=0.5",
+            ]
+        ),
+        project_root=ROOT,
+    )
+    assert cfg.spark.extra_conf == {
+        "spark.eventLog.compress": "false",
+        "spark.sql.shuffle.partitions": "8",
+        "spark.memory.fraction": "0.5",
+    }
+    with pytest.raises(ConfigError, match="extra_conf"):
+        load_config("test", {"spark": {"extra_conf": {"spark.x": [1, 2]}}}, project_root=ROOT)
