@@ -267,6 +267,8 @@ def _event_logs(spark: SparkSession, folder: str) -> list[dict]:
     for uri in storage.glob_files(spark, f"{folder}/*") + storage.glob_files(
         spark, f"{folder}/eventlog_v2_*/events_*"
     ):
+        if uri.endswith((".zstd", ".lz4", ".snappy", ".lzf")):
+            continue  # compressed: another run's (this one's are plain), on a reused cluster
         app_id = uri.rsplit("/eventlog_v2_", 1)[1].split("/")[0] if "/eventlog_v2_" in uri else uri
         logs.setdefault(app_id, []).append(uri)
     for uris_of_app in logs.values():
