@@ -31,7 +31,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,7 +43,7 @@ from xml.sax.saxutils import escape
 
 from lakeloop.config import AppConfig
 from lakeloop.jars import hdfs_jars, hdfs_jars_dir
-from lakeloop.procs import alive, live_pid
+from lakeloop.procs import alive, live_pid, port_open
 
 log = logging.getLogger(__name__)
 
@@ -300,14 +299,6 @@ def mlflow_ready(cfg: AppConfig) -> bool:
     return body is not None and body.strip() == b"OK"
 
 
-def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 # --- daemons ----------------------------------------------------------------------------------
 
 
@@ -498,7 +489,7 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 def _start(lay: Layout, d: Daemon, host: str) -> subprocess.Popen:
     for owner, port in d.ports:
-        if _port_open(host, port):
+        if port_open(host, port):
             raise ClusterError(
                 f"port {port} ({owner}) is taken by another process, not this cluster's "
                 f"{d.name}; stop it or change the cluster.*_port settings"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from lakeloop.config import AppConfig
 from lakeloop.jars import RESOURCES, kafka_jars_dir
-from lakeloop.procs import alive, live_pid
+from lakeloop.procs import alive, live_pid, port_open
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +112,6 @@ def _java_cmd(paths: BrokerPaths, cfg: AppConfig, *args: str, heap: str | None =
     return cmd
 
 
-def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _pid(paths: BrokerPaths) -> int | None:
     return live_pid(paths.pid_file, b"kafka.Kafka")
 
@@ -128,7 +119,7 @@ def _pid(paths: BrokerPaths) -> int | None:
 def answers(cfg: AppConfig, timeout_s: float = 5.0) -> bool:
     """True when the broker answers a metadata request (not just an open port)."""
     b = cfg.kafka.broker
-    if not _port_open(b.host, b.port):
+    if not port_open(b.host, b.port):
         return False
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
@@ -194,7 +185,7 @@ def up(cfg: AppConfig) -> dict[str, object]:
             )
         log.info("Kafka broker already running (pid %s)", _pid(paths))
         return status(cfg)
-    if _port_open(b.host, b.port):
+    if port_open(b.host, b.port):
         raise BrokerError(
             f"port {b.host}:{b.port} is taken by another process (not this project's broker); "
             "stop it or set kafka.broker.port"

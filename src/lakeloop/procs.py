@@ -4,6 +4,7 @@ scheduler) are found again through pid files."""
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 
@@ -42,4 +43,13 @@ def alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except (FileNotFoundError, IndexError):
+        return False
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
         return False
