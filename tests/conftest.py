@@ -20,9 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
-    cfg = load_config(
-        "test", {"lakehouse_root": str(tmp_path_factory.mktemp("lakehouse"))}, project_root=ROOT
-    )
+    # a long-lived driver (the whole test session): the full JIT pays off, unlike a job's
+    overrides = {
+        "lakehouse_root": str(tmp_path_factory.mktemp("lakehouse")),
+        "spark": {"driver_java_options": ""},
+    }
+    cfg = load_config("test", overrides, project_root=ROOT)
     session = build_spark(cfg, app_name="lakeloop-tests")
     yield session
     session.stop()

@@ -16,9 +16,10 @@ _REDACT = "(?i)secret|password|passwd|token|credential|access[.]key|jaas|api[._]
 
 
 def session_conf(cfg: AppConfig, with_jars: bool = True) -> dict[str, str]:
-    """Every Spark setting lakeloop relies on, from the config. `with_jars`: the Delta and
-    Kafka jars from the jars folder (checked: a clear error when missing); off under
-    spark-submit, where `--jars`/`spark.jars` of the deployment profile give them."""
+    """Every Spark setting lakeloop relies on, from the config. `with_jars`: lakeloop launches
+    the JVM, so the Delta and Kafka jars come from the jars folder (checked: a clear error when
+    missing) and the driver's JVM options from the config; off under spark-submit, where
+    `--jars`/`spark.jars`/`--driver-java-options` of the deployment give them."""
     conf = {
         "spark.app.name": cfg.spark.app_name,
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -43,6 +44,8 @@ def session_conf(cfg: AppConfig, with_jars: bool = True) -> dict[str, str]:
     }
     if with_jars:
         conf["spark.jars"] = ",".join(str(j) for j in spark_jars(spark_jars_dir(cfg)))
+        if cfg.spark.driver_java_options:  # the driver JVM lakeloop itself launches
+            conf["spark.driver.extraJavaOptions"] = cfg.spark.driver_java_options
     if cfg.spark.driver_host:
         conf["spark.driver.host"] = cfg.spark.driver_host
     conf.update(cfg.spark.extra_conf)

@@ -96,6 +96,9 @@ def test_every_task_retries_has_a_time_limit_and_spark_tasks_take_the_pool(bag):
                 assert "logical_date" in date or "xcom_pull" in date, where
                 assert args[args.index("--env") + 1] == "test", where
                 assert any(a.startswith("lakehouse_root=") for a in args), where
+                # the driver is spark-submit's JVM: the profile's options on its command
+                java = t.conf["spark.driver.extraJavaOptions"]
+                assert java == cfg.spark.driver_java_options and "TieredStopAtLevel" in java
 
 
 def test_schedule_retries_timeouts_and_owner_come_from_the_spec(dag_env, tmp_path, monkeypatch):

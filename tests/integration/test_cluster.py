@@ -134,6 +134,7 @@ def _cluster_sets(ep: cluster.Endpoints, root: str, broker_cfg) -> list[str]:
 
 
 def _submit(job: str, day: dt.date, ep, spec_uri: str, sets: list[str], py_files: Path, cwd):
+    ep_cfg = load_config("cluster", _overrides(sets), project_root=ROOT)
     cmd = [
         str(VENV_BIN / "spark-submit"),
         "--master",
@@ -142,6 +143,10 @@ def _submit(job: str, day: dt.date, ep, spec_uri: str, sets: list[str], py_files
         str(py_files),
         "--conf",
         "spark.executor.memory=1g",
+        # the driver JVM is spark-submit's own: its options on the command, as Airflow's
+        # tasks give them
+        "--driver-java-options",
+        ep_cfg.spark.driver_java_options,
         # the executors' Python: this machine's virtualenv (a deployment setting, like a venv
         # archive shipped with --archives on a real cluster)
         "--conf",

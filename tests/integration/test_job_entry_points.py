@@ -38,6 +38,8 @@ def test_spark_submit_runs_a_job_and_reports_errors_clearly(spark, houses, tmp_p
         "spark-submit",
         "--master",
         "local[1]",
+        "--driver-java-options",
+        houses.cfg.spark.driver_java_options,
         str(ROOT / "jobs/ingest_files.py"),
         "--pipeline",
         "houses",
@@ -70,7 +72,7 @@ def test_spark_submit_runs_a_job_and_reports_errors_clearly(spark, houses, tmp_p
     # under spark-submit the jars are the deployment's (--jars / spark.jars): none given is a
     # clear config error (exit 2) naming the missing classes, before any data is touched
     no_jars = subprocess.run(
-        [*base[:3], "--conf", "spark.jars=", *base[3:], "--date", "2026-01-01"],
+        [*base[:5], "--conf", "spark.jars=", *base[5:], "--date", "2026-01-01"],
         env=env,
         capture_output=True,
         text=True,

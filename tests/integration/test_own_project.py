@@ -41,6 +41,7 @@ from pyspark.sql import functions as F
 
 from lakeloop import cli, delta_io
 from lakeloop.config import PROJECT_MARKER
+from lakeloop.jars import PARTS
 from tests.conftest import ROOT
 
 D1 = dt.date(2026, 1, 1)
@@ -196,8 +197,8 @@ def test_a_project_of_ones_own_runs_from_the_wheel(fresh_venv, broker, tmp_path,
     assert "resolved now" in first and str(cache) in first, first
     assert sorted(p.name for p in cache.iterdir()) == ["4.1.1-4.4.0"]
     again = ll("setup", cwd=project)
-    # the jars (spark, kafka) and the Data Docs' web assets: all there already
-    assert again.count("nothing to do") == 3 and "(up to date)" in again, again
+    # every jar set (spark, kafka, hdfs) and the Data Docs' web assets: all there already
+    assert again.count("nothing to do") == len(PARTS) + 1 and "(up to date)" in again, again
     defaults = fresh_venv / "lib/python3.11/site-packages/pyspark/conf/spark-defaults.conf"
     assert str(cache / "4.1.1-4.4.0/spark") in defaults.read_text()
 

@@ -188,6 +188,20 @@ def test_loopback_pins_only_in_the_dev_and_test_profiles():
     assert cluster.lakehouse_root.startswith("hdfs://")
 
 
+def test_driver_java_options_go_to_the_jvm_lakeloop_launches_only():
+    """In-process (lakeloop starts the JVM) the options are a launch setting; under
+    spark-submit the JVM is running already, so the deployment's command gives them."""
+    from lakeloop.session import session_conf
+
+    cfg = load_config("test", project_root=ROOT)
+    assert "-XX:+UseSerialGC" in cfg.spark.driver_java_options
+    conf = session_conf(cfg)
+    assert conf["spark.driver.extraJavaOptions"] == cfg.spark.driver_java_options
+    assert "spark.driver.extraJavaOptions" not in session_conf(cfg, with_jars=False)
+    off = load_config("test", {"spark": {"driver_java_options": ""}}, project_root=ROOT)
+    assert "spark.driver.extraJavaOptions" not in session_conf(off)
+
+
 def test_spark_settings_given_as_yaml_scalars_are_spark_strings():
     cfg = load_config(
         "test",

@@ -76,6 +76,12 @@ def _spark_task(
         conn_id=cfg.airflow.spark_conn_id,
         name=f"lakeloop-{task.job}-{pipeline.name}",
         driver_memory=cfg.spark.driver_memory,
+        # client mode: the driver JVM is spark-submit's own, so its options go on the command
+        conf=(
+            {"spark.driver.extraJavaOptions": cfg.spark.driver_java_options}
+            if cfg.spark.driver_java_options
+            else None
+        ),
         env_vars={"LAKELOOP_HOME": str(cfg.project_root)},
         pool=cfg.airflow.pool,
         execution_timeout=pipeline.spec.schedule.timeout(task.job),
