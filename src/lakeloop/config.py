@@ -101,7 +101,7 @@ class SparkSettings(Strict):
     driver_memory: str = "2g"
     # JVM options of the driver of every job lakeloop starts (in-process or by spark-submit:
     # the Airflow tasks). A daily job is short: C1-only JIT and the serial GC halve its start
-    # (bench/job_start.py: 70 -> 36 s per job); a long-lived driver doing heavy work wants "" instead.
+    # (bench/job_start.py: 70 -> 36 s per job); a long-lived driver doing heavy work wants "".
     driver_java_options: str = ""
     # Deployment pins, set by conf/dev and conf/test only (a cluster profile sets neither): the
     # driver's advertised host (`spark.driver.host`) and SPARK_LOCAL_IP for JVMs lakeloop starts.
