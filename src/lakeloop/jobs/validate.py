@@ -298,7 +298,7 @@ def evaluate_table(
         "silver": pipeline.table_path(v.silver),
         "quarantine": pipeline.table_path(v.quarantine),
     }
-    versions = {k: delta_io.snapshot_version(spark, path) for k, path in paths.items()}
+    versions = {k: delta_io.version(spark, path) for k, path in paths.items()}
     gated = with_rule_failures(bronze, suite.row_rules).persist()
     cached = [gated]
     try:
