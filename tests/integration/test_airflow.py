@@ -216,17 +216,7 @@ def test_backfill_runs_a_date_through_the_scheduler_and_a_rerun_changes_no_table
     # build_features of D2 again, through the scheduler (its MERGE replaces the date)
     life = plan.lifecycle_dag_id(pipeline.name)
     run_id = first_days["d2"].run_id
-    api._call(
-        "POST",
-        f"/dags/{life}/clearTaskInstances",
-        json={
-            "dry_run": False,
-            "task_ids": ["build_features"],
-            "dag_run_id": run_id,
-            "only_failed": False,
-            "reset_dag_runs": True,
-        },
-    )
+    api.clear_tasks(life, run_id, ["build_features"])
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         ti = next(t for t in api.task_instances(life, run_id) if t["task_id"] == "build_features")
@@ -253,17 +243,7 @@ def test_a_retrain_decision_emits_the_asset_with_its_reason_and_starts_training(
     life = plan.lifecycle_dag_id(pipeline.name)
     run = runs._run_of(api, life, runs.day_start(pipeline, D2))
     known = {r["dag_run_id"] for r in _training_runs(api, pipeline)}
-    api._call(
-        "POST",
-        f"/dags/{life}/clearTaskInstances",
-        json={
-            "dry_run": False,
-            "task_ids": [plan.RETRAIN_TASK],
-            "dag_run_id": run["dag_run_id"],
-            "only_failed": False,
-            "reset_dag_runs": True,
-        },
-    )
+    api.clear_tasks(life, run["dag_run_id"], [plan.RETRAIN_TASK])
     training = _wait_new_training(api, pipeline, known, timeout=180)
     # the training run trains as of the event's date (then `down` stops it); wait for it to
     # start: Airflow 3.3 answers 500 to GET /assets/events while an event's run is queued

@@ -83,6 +83,21 @@ class AirflowApi:
             json={"dry_run": False, "only_failed": False},
         )
 
+    def clear_tasks(self, dag_id: str, run_id: str, task_ids: list[str]) -> None:
+        """Clear only these tasks of a run (not their downstream): the scheduler runs them
+        again and the run goes back to running until they finish."""
+        self._call(
+            "POST",
+            f"/dags/{dag_id}/clearTaskInstances",
+            json={
+                "dry_run": False,
+                "task_ids": task_ids,
+                "dag_run_id": run_id,
+                "only_failed": False,
+                "reset_dag_runs": True,
+            },
+        )
+
     def create_backfill(self, dag_id: str, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
         body = {
             "dag_id": dag_id,
