@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 _REDACT = "(?i)secret|password|passwd|token|credential|access[.]key|jaas|api[._]?key"
 
 
-def session_conf(cfg: AppConfig, with_jars: bool = True) -> dict[str, str]:
-    """Every Spark setting lakeloop relies on, from the config. `with_jars`: lakeloop launches
+def session_conf(cfg: AppConfig, launches_jvm: bool = True) -> dict[str, str]:
+    """Every Spark setting lakeloop relies on, from the config. `launches_jvm`: lakeloop starts
     the JVM, so the Delta and Kafka jars come from the jars folder (checked: a clear error when
     missing) and the driver's JVM options from the config; off under spark-submit, where
     `--jars`/`spark.jars`/`--driver-java-options` of the deployment give them."""
@@ -42,7 +42,7 @@ def session_conf(cfg: AppConfig, with_jars: bool = True) -> dict[str, str]:
         "spark.redaction.regex": _REDACT,
         "spark.sql.redaction.options.regex": f"(?i)url|{_REDACT[4:]}",
     }
-    if with_jars:
+    if launches_jvm:
         conf["spark.jars"] = ",".join(str(j) for j in spark_jars(spark_jars_dir(cfg)))
         if cfg.spark.driver_java_options:  # the driver JVM lakeloop itself launches
             conf["spark.driver.extraJavaOptions"] = cfg.spark.driver_java_options
@@ -68,7 +68,7 @@ def build_spark(cfg: AppConfig, app_name: str | None = None) -> SparkSession:
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
     builder = SparkSession.builder
     submitted = launched_by_spark_submit()
-    conf = session_conf(cfg, with_jars=not submitted)
+    conf = session_conf(cfg, launches_jvm=not submitted)
     if app_name:
         conf["spark.app.name"] = app_name
     if not submitted:

@@ -182,7 +182,7 @@ def test_loopback_pins_only_in_the_dev_and_test_profiles():
         assert session_conf(cfg)["spark.driver.host"] == "127.0.0.1" == cfg.spark.local_ip
     cluster = load_config("cluster", project_root=ROOT)
     assert cluster.spark.driver_host is None and cluster.spark.local_ip is None
-    conf = session_conf(cluster, with_jars=False)
+    conf = session_conf(cluster, launches_jvm=False)
     assert "spark.driver.host" not in conf and "spark.jars" not in conf
     assert conf["spark.sql.warehouse.dir"] == f"{cluster.lakehouse_root}/_warehouse"
     assert cluster.lakehouse_root.startswith("hdfs://")
@@ -197,7 +197,7 @@ def test_driver_java_options_go_to_the_jvm_lakeloop_launches_only():
     assert "-XX:+UseSerialGC" in cfg.spark.driver_java_options
     conf = session_conf(cfg)
     assert conf["spark.driver.extraJavaOptions"] == cfg.spark.driver_java_options
-    assert "spark.driver.extraJavaOptions" not in session_conf(cfg, with_jars=False)
+    assert "spark.driver.extraJavaOptions" not in session_conf(cfg, launches_jvm=False)
     off = load_config("test", {"spark": {"driver_java_options": ""}}, project_root=ROOT)
     assert "spark.driver.extraJavaOptions" not in session_conf(off)
 
