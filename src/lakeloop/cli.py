@@ -33,6 +33,7 @@ JOBS = (
     "build_training_set",
     "train",
     "predict",
+    "materialize",
     "monitor",
     "report",
 )
@@ -339,6 +340,20 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`lakeloop serve --pipeline P`: the registry's champion (and challenger) online, no JVM."""
+    from lakeloop.serving import app
+    from lakeloop.spec import load_pipeline
+
+    cfg = _cfg(args)
+    pipeline = load_pipeline(cfg, args.pipeline)
+    if pipeline.spec.model is None:
+        raise ConfigError(f"pipeline {pipeline.name} has no `model` section: nothing to serve")
+    host = args.host or cfg.serving.host
+    port = cfg.serving.port if args.port is None else args.port
+    return app.serve(cfg, pipeline, host, port)
+
+
 def cmd_setup(args: argparse.Namespace) -> int:
     from lakeloop import assets, jars, sparkdefaults
 
@@ -391,6 +406,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("action", choices=("up", "down", "status"))
     add_config_arguments(c)
+
+    sv = sub.add_parser(
+        "serve",
+        help="score requests online with the registry's champion (POST /v1/predict, "
+        "/v1/predict/by-key; GET /health, /v1/model, /metrics)",
+    )
+    sv.add_argument("--pipeline", required=True, help="spec name or path")
+    sv.add_argument("--host", default=None, help="bind address (default: serving.host)")
+    sv.add_argument(
+        "--port", type=int, default=None, help="port (default: serving.port; 0: a free one)"
+    )
+    add_config_arguments(sv)
 
     g = sub.add_parser("generate", help="generate an example use case's data")
     g.add_argument("pipeline", choices=("houses", "deliveries"))
@@ -542,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
             "report": cmd_report,
             "airflow": cmd_airflow,
             "backfill": cmd_backfill,
+            "serve": cmd_serve,
         }
         return commands[args.command](args)
     except ConfigError as e:

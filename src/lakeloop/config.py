@@ -17,7 +17,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -238,6 +238,29 @@ class ClusterSettings(Strict):
     start_timeout_s: float = 180.0
 
 
+class OnlineStoreSettings(Strict):
+    """Where `materialize` writes the latest feature row per entity and `serve` reads it.
+    `sqlite` (the embedded default): one SQLite file per project, on the machine that runs
+    both (a single-machine deployment). `redis`: see docs/deploy.md (not built in)."""
+
+    kind: Literal["sqlite"] = "sqlite"
+    path: Path = Path(".online/online.db")  # sqlite: relative to the project root
+
+
+class ServingSettings(Strict):
+    """`lakeloop serve`: the online scoring server (Starlette + uvicorn)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)  # 0: a free port, printed at start
+    max_records: int = Field(1000, ge=1)  # records in one request
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    poll_interval_s: float = Field(10.0, gt=0)  # registry alias checks
+    model_cache: Path = Path(".serving/models")  # downloaded model artifacts, project-relative
+    log_batch_rows: int = Field(500, ge=1)  # the request log's Delta appends: rows per batch
+    log_flush_s: float = Field(2.0, gt=0)  # ... or seconds, whichever comes first
+    online_store: OnlineStoreSettings = OnlineStoreSettings()
+
+
 class AppConfig(Strict):
     env: str = DEFAULT_ENV
     project_root: Path
@@ -252,6 +275,7 @@ class AppConfig(Strict):
     quality: QualitySettings = QualitySettings()
     airflow: AirflowSettings = AirflowSettings()
     cluster: ClusterSettings = ClusterSettings()
+    serving: ServingSettings = ServingSettings()
 
     def path(self, p: Path | str) -> Path:
         """A configured path, resolved against the project root when relative."""

@@ -32,6 +32,7 @@ from lakeloop.jobs import (
     build_training_set,
     ingest_files,
     ingest_kafka,
+    materialize,
     monitor,
     predict,
     train,
@@ -91,6 +92,8 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
         scored.append(predict.run(spark, pipeline, d))
         monitored.append(monitor.run(spark, pipeline, d))
     reported = report_job.run(spark, pipeline, last)
+    if pipeline.spec.serving is not None:
+        materialize.run(spark, pipeline, last)
     counts = table_counts(spark, pipeline)
     report_dir = pipeline.local_root / "reports" / pipeline.name
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -153,6 +156,10 @@ def run_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
     out.append(f"  report index across dates: {reported.details['index']}")
     out.append(f"  ingest report: {report}")
     out.append(f"  data quality summaries (with GX Data Docs links): {', '.join(summaries)}")
+    if pipeline.spec.serving is not None:
+        from lakeloop.orchestration.demo import serving_preview
+
+        out.append(serving_preview(cfg, pipeline, last, args.set))
     out.append(f"  latest data quality summary:\n\n{Path(summaries[-1]).read_text()}")
     sys.stdout.write("\n".join(out) + "\n")
     return 0

@@ -765,9 +765,31 @@ JOBS_LIFECYCLE = (
     "predict",
     "monitor",
     "report",
+    "materialize",
 )
 JOBS_TRAINING = ("build_training_set", "train")
 _CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"}
+
+
+class ServingSpec(Strict):
+    """`lakeloop serve` and `materialize`: the online path. materialize writes the latest
+    feature row per entity key from `features.table` to the online store (config
+    serving.online_store); the server scores requests with the registry's `champion`, sends
+    `challenger_fraction` of the entities to the `challenger` (sticky: a hash of the entity
+    key), and appends every request and response to `log_table` (default
+    `predictions.<pipeline>_online`), which the monitor reads."""
+
+    challenger_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of entities (by a hash of the entity key) the challenger scores, "
+        "when one exists; the champion scores the rest",
+    )
+    log_table: str = Field(
+        "online_predictions",
+        description="key in `tables` of the served requests' Delta table",
+    )
 
 
 def check_cron(v: str) -> str:
@@ -796,7 +818,8 @@ class TrainingSchedule(Strict):
 class ScheduleSpec(Strict):
     """The Airflow DAGs built from this spec (dags/lakeloop_dags.py): a daily lifecycle DAG
     `<name>_lifecycle` (ingest_files + ingest_kafka -> validate -> build_features -> predict ->
-    monitor -> report -> retrain trigger) and a training DAG `<name>_training`. Each run
+    monitor -> report -> retrain trigger; build_features -> materialize with `serving:`) and a
+    training DAG `<name>_training`. Each run
     processes the day of its data interval (`cron` in the spec's time zone): the run for
     2026-01-01 starts after that day has ended. Every task spark-submits a job file, retries
     with exponential backoff and has a time limit; Spark tasks share one pool, so that few
@@ -863,6 +886,7 @@ class PipelineSpec(Strict):
     model: ModelSpec | None = None
     monitoring: MonitoringSpec | None = None  # default (with a model): MonitoringSpec()
     retrain: RetrainSpec | None = None  # default (with a model): RetrainSpec()
+    serving: ServingSpec | None = None  # the online path (`lakeloop serve`, `materialize`)
     # the Airflow DAGs (dags/lakeloop_dags.py); default: ScheduleSpec()
     schedule: ScheduleSpec = ScheduleSpec()
 
@@ -880,6 +904,10 @@ class PipelineSpec(Strict):
         tables = dict(data.get("tables") or {})
         for key in METRICS_TABLES:
             tables.setdefault(key, f"metrics.{data['name']}_{key.removeprefix('metrics_')}")
+        if isinstance(data.get("serving"), dict):
+            log_key = data["serving"].get("log_table", "online_predictions")
+            tables.setdefault(log_key, f"predictions.{data['name']}_online")
+            tables.setdefault("metrics_online", f"metrics.{data['name']}_online")
         data["tables"] = tables
         if data.get("monitoring") is None:
             data["monitoring"] = {}
@@ -926,6 +954,10 @@ class PipelineSpec(Strict):
             if self.label is None:
                 raise ValueError("model needs `label` (the training set it learns from)")
             refs.append(("model.predictions", self.model.predictions))
+        if self.serving:
+            if self.model is None or self.features is None:
+                raise ValueError("serving needs `model` and `features` (what it scores)")
+            refs.append(("serving.log_table", self.serving.log_table))
         for where, key in refs:
             if key not in self.tables:
                 raise ValueError(f"{where}: {key!r} is not a key of `tables`")

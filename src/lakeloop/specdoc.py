@@ -250,6 +250,10 @@ quality: {metric: rmse, margin: 0.1, min_labels: 50}
 new_labels: 5000
 cooldown_days: 7
 """,
+    "ServingSpec": """\
+challenger_fraction: 0.2     # entities (by a hash of the key) the challenger scores
+log_table: online_predictions  # default; tables.online_predictions: predictions.<name>_online
+""",
     "ScheduleSpec": """\
 cron: "@daily"            # or "30 2 * * *", in the spec's time zone
 start_date: 2026-01-01

@@ -51,6 +51,8 @@ def test_lifecycle_order_and_assets(bag):
         "monitor": {"predict"},
         "report": {"monitor"},
         "retrain_trigger": {"report", "build_features"},
+        # serving: the online store follows the feature table, beside scoring
+        "materialize": {"build_features"},
     }
     outlets = {t.task_id: {a.uri for a in t.outlets} for t in dag.tasks}
     assert outlets["ingest_kafka"] == {
@@ -60,6 +62,7 @@ def test_lifecycle_order_and_assets(bag):
     assert "lakeloop://houses/predictions.houses_listings" in outlets["predict"]
     assert "lakeloop://houses/metrics.houses_decisions" in outlets["monitor"]
     assert outlets["retrain_trigger"] == {"lakeloop://houses/retrain"}
+    assert outlets["materialize"] == {"lakeloop://houses/online_store"}
     # the retrain trigger runs after a skipped scoring (no champion yet), not after a failure
     # nor when everything was skipped
     assert dag.get_task("retrain_trigger").trigger_rule == "none_failed_min_one_success"

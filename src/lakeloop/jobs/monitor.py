@@ -24,11 +24,12 @@ import sys
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakeloop import delta_io, runlog
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.ml import tracking
-from lakeloop.monitoring import drift, policy, quality, reference, trend
+from lakeloop.monitoring import drift, online, policy, quality, reference, trend
 from lakeloop.monitoring.tables import (
     DATA_QUALITY,
     DATA_QUALITY_SCHEMA,
@@ -36,6 +37,8 @@ from lakeloop.monitoring.tables import (
     DECISIONS_SCHEMA,
     DRIFT,
     DRIFT_SCHEMA,
+    ONLINE,
+    ONLINE_SCHEMA,
     QUALITY,
     QUALITY_SCHEMA,
     RUN_DATE,
@@ -165,6 +168,61 @@ def _test_values(client, refs: dict[int, str], metrics: tuple[str, ...]) -> dict
             if f"test_{m}" in logged:
                 out[(version, m)] = float(logged[f"test_{m}"])
     return out
+
+
+def _online_rows(
+    spark: SparkSession,
+    pipeline: Pipeline,
+    date: dt.date,
+    ref: reference.Reference,
+    labels: DataFrame,
+    features: DataFrame,
+) -> list[tuple] | None:
+    """ONLINE_SCHEMA rows (without the run date, run id and model name) of the requests the
+    online server answered on `date`; None when the pipeline serves nothing or the request log
+    does not exist yet."""
+    spec = pipeline.spec
+    if spec.serving is None:
+        return None
+    path = pipeline.table_path(spec.serving.log_table)
+    if delta_io.version(spark, path) is None:
+        log.info("no online request log at %s yet: no online section", path)
+        return None
+    m = spec.model
+    served = online.served_on(delta_io.read(spark, path), date).cache()
+    try:
+        rows: list[tuple] = []
+        for r in online.traffic(served).orderBy("model_alias", "model_version").collect():
+            rows.append(
+                ("traffic", r["model_alias"], r["model_version"], None, None, r["requests"])
+                + (r["rows"], r["mean_prediction"], r["latency_p50_ms"], r["latency_p99_ms"])
+                + (None, None, None, None)
+            )
+        inputs = set(m.features.numeric) | set(m.features.categorical)
+        watched = [f for f in spec.watched_features if f in inputs and f in ref.features]
+        types = T.StructType([features.schema[f] for f in watched])
+        keys = T.StructType([features.schema[k] for k in spec.entity_keys])
+        records = online.scored_records(served, types, keys)
+        if rows and watched and records.limit(1).count():
+            current = drift.current_profile(records, {f: ref.features[f] for f in watched})
+            for f in watched:
+                d = drift.compare(ref.features[f], current[f])
+                drifted = bool(d.psi is not None and d.psi > spec.monitoring.psi_threshold)
+                rows.append(
+                    ("drift", None, None, f, None, None, d.rows_current, None, None, None)
+                    + (d.psi, drifted, None, None)
+                )
+            for r in online.alias_quality(
+                records, labels, spec.entity_keys, m.task, m.metrics
+            ).collect():
+                rows.append(
+                    ("quality", r[quality.ROLE], r["model_version"], None, r["metric"], None)
+                    + (r["predictions"], None, None, None, None, None, r["value"])
+                    + (r["matured_labels"],)
+                )
+        return rows
+    finally:
+        served.unpersist()
 
 
 def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRecord:
@@ -344,12 +402,28 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             DATA_QUALITY: len(trend_rows),
             DECISIONS: 1,
         }
-        for key, df in (
+        tables = [
             (DRIFT, drift_df),
             (QUALITY, quality_df),
             (DATA_QUALITY, dq_df),
             (DECISIONS, decision_df),
-        ):
+        ]
+        served = _online_rows(spark, pipeline, date, ref, labels.rows, features)
+        if served is not None:
+            online_head = (date, rec.run_id, champion.name)
+            tables.append(
+                (ONLINE, spark.createDataFrame([online_head + r for r in served], ONLINE_SCHEMA))
+            )
+            written_rows[ONLINE] = len(served)
+            rec.details["online"] = (
+                ", ".join(
+                    f"{r[1]} v{r[2]}: {r[6]} records" if r[2] is not None else f"{r[1]}: {r[6]}"
+                    for r in served
+                    if r[0] == "traffic"
+                )
+                or "no requests"
+            )
+        for key, df in tables:
             path = pipeline.table_path(key)
             delta_io.replace_partition(
                 df, path, RUN_DATE, date.isoformat(), rec.run_id, partition_by=RUN_DATE
@@ -382,6 +456,7 @@ def report(rec: runlog.RunRecord) -> None:
         f"{d['reason']}\n"
         f"  drifted features: {d['drifted'] or 'none'}; prediction PSI {d['prediction_psi']}; "
         f"{rec.input_counts.get('matured_labels', 0)} matured labels for the champion\n"
+        + (f"  served online: {d['online']}\n" if "online" in d else "")
     )
 
 

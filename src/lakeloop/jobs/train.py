@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mlflow.tracking import MlflowClient
 from pyspark.ml import PipelineModel
@@ -28,10 +28,10 @@ from pyspark.sql import functions as F
 from lakeloop import delta_io, runlog, session, storage
 from lakeloop.config import SpecError, mask
 from lakeloop.jobs.common import JobError, main_for
+from lakeloop.ml import parity, tracking
 from lakeloop.ml import pipeline as mlp
-from lakeloop.ml import tracking
 from lakeloop.ml.gate import Decision, decide, evaluate, naive_baseline
-from lakeloop.ml.model_log import TrainingResult, log_training_run, rounded
+from lakeloop.ml.model_log import TrainingResult, input_signature, log_training_run, rounded
 from lakeloop.monitoring import reference
 from lakeloop.reports import markdown
 from lakeloop.spec import ModelSpec, Pipeline
@@ -234,10 +234,12 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                     tracking.TAG_ROWS: str(stats["total"]),
                 },
                 window=(test_start, stats["last_day"]),
+                signature=input_signature(rows.schema, m),
             )
             ref = log_training_run(
                 client, pipeline, date, rec, result, tracking.dfs_tmpdir(spark, pipeline)
             )
+            result = _parity_gate(client, ref, result, parity.spark_scores(best, test, m), rec)
             _apply(client, ref, result.decision, date)
             # what the monitor compares each day against: the features over the training set
             # (this version of it) and the model's scores on the test window
@@ -250,6 +252,30 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         text = mask(markdown.model_report(pipeline, date, rec, ref, result))
         rec.details["report"] = write_model_report(spark, client, pipeline, ref, text)
     return rec
+
+
+def _parity_gate(
+    client: MlflowClient,
+    ref: tracking.ModelRef,
+    result: TrainingResult,
+    scores: parity.SparkScores,
+    rec: runlog.RunRecord,
+) -> TrainingResult:
+    """The registered model scored online (its MLflow artifact, as `lakeloop serve` loads it)
+    against Spark's scores of the same test rows: a difference bars it from both aliases."""
+    checked = parity.check(client, ref, scores)
+    rec.details["parity_rows"] = str(checked.rows)
+    rec.details["parity_max_diff"] = f"{checked.max_diff:.3g}"
+    if checked.max_diff < float("inf"):
+        client.log_metric(ref.run_id, "parity_max_rel_diff", checked.max_diff)
+    why = checked.failure()
+    if why is None:
+        return result
+    log.error("%s v%d may not serve: %s", ref.name, ref.version, why)
+    decision = result.decision.blocked(why)
+    client.set_tag(ref.run_id, "lakeloop.decision", decision.outcome)
+    client.log_text(ref.run_id, mask(decision.reason), "decision.txt")
+    return replace(result, decision=decision)
 
 
 def write_model_report(

@@ -8,7 +8,7 @@ baseline, and promotes only a model that passes both and beats the champion by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pyspark.sql import DataFrame
 
@@ -33,6 +33,7 @@ class Decision:
     champion: ModelRef | None  # the champion before this run (demoted or not)
     champion_metrics: dict[str, float] | None
     demoted: str | None = None  # why `champion` no longer passes the gate: it loses the alias
+    parity: str | None = None  # why the online scorer's scores may not be trusted (ml/parity)
 
     @property
     def outcome(self) -> str:
@@ -40,7 +41,12 @@ class Decision:
 
     @property
     def passed_gate(self) -> bool:
-        return self.passed_thresholds and self.beat_baseline
+        return self.passed_thresholds and self.beat_baseline and self.parity is None
+
+    def blocked(self, why: str) -> Decision:
+        """This decision with the model barred from champion and challenger: `why` (the parity
+        gate's failure) leads the reason."""
+        return replace(self, promoted=False, parity=why, reason=f"blocked: {why}; {self.reason}")
 
     @property
     def baseline_score(self) -> float:

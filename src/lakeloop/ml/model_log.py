@@ -14,15 +14,18 @@ from dataclasses import dataclass
 import mlflow
 import mlflow.spark
 import pyspark
+from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import ColSpec, Schema
 from pyspark.ml import PipelineModel
+from pyspark.sql import types as T
 
 from lakeloop import runlog
 from lakeloop.config import mask
 from lakeloop.ml import pipeline as mlp
 from lakeloop.ml import tracking
 from lakeloop.ml.gate import Decision
-from lakeloop.spec import Pipeline
+from lakeloop.spec import ModelSpec, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,39 @@ class TrainingResult:
     decision: Decision
     lineage: dict[str, str]  # tracking.TAG_TABLE/TAG_PATH/TAG_VERSION/TAG_ROWS
     window: tuple[dt.date, dt.date]  # the test window, local days
+    signature: ModelSignature | None = None  # the model's input columns (input_signature)
+
+
+# Spark type -> MLflow column type, for the input columns a model may read
+_MLFLOW_TYPES: dict[type[T.DataType], str] = {
+    T.BooleanType: "boolean",
+    T.ByteType: "integer",
+    T.ShortType: "integer",
+    T.IntegerType: "integer",
+    T.LongType: "long",
+    T.FloatType: "float",
+    T.DoubleType: "double",
+    T.StringType: "string",
+}
+
+
+def input_signature(schema: T.StructType, spec: ModelSpec) -> ModelSignature:
+    """The model's inputs as an MLflow signature: each feature column with its type from the
+    training set's `schema`, required unless the pipeline takes nulls (imputed numeric and
+    categorical features). The online server reads it to check requests and to type values
+    as Spark would (serving.models)."""
+    optional = {*spec.features.impute, *spec.features.categorical}
+    cols = []
+    for name in mlp.input_columns(spec):
+        dtype = schema[name].dataType
+        kind = _MLFLOW_TYPES.get(type(dtype))
+        if kind is None:
+            raise ValueError(
+                f"model feature {name!r} is {dtype.simpleString()}; a model reads numbers, "
+                "booleans and strings"
+            )
+        cols.append(ColSpec(kind, name, required=name not in optional))
+    return ModelSignature(inputs=Schema(cols))
 
 
 def rounded(metrics: dict[str, float]) -> str:
@@ -126,6 +162,7 @@ def log_training_run(
             artifact_path=tracking.MODEL_ARTIFACT,
             dfs_tmpdir=dfs_tmpdir,  # tracking.dfs_tmpdir: storage the executors share
             registered_model_name=m.name,
+            signature=result.signature,
             pip_requirements=[f"pyspark=={pyspark.__version__}"],
         )
     version = int(info.registered_model_version)

@@ -108,3 +108,35 @@ DECISIONS_SCHEMA = T.StructType(
         _f("last_trained", T.DateType()),
     ]
 )
+
+# With `serving:`: one row per (run_date, section, ...) about the requests the online server
+# answered on run_date (its request log, `serving.log_table`):
+# - traffic: per model alias and version that answered: requests, records scored, the mean
+#   prediction, latency p50/p99; one row with model_alias "(rejected)" counts the records
+#   refused as bad input;
+# - drift: per watched feature, the served records' values against the champion's reference
+#   (PSI over the reference's buckets);
+# - quality: per alias and version, the spec's metrics on the served records whose label has
+#   matured by run_date (the entity's first label at or after the request).
+ONLINE = "metrics_online"
+ONLINE_SCHEMA = T.StructType(
+    [
+        _f(RUN_DATE, T.DateType(), False),
+        _f("run_id", _S, False),
+        _f("model_name", _S, False),
+        _f("section", _S, False),  # traffic | drift | quality
+        _f("model_alias", _S),  # champion | challenger | (rejected); null for drift
+        _f("model_version", _I),
+        _f("feature", _S),  # drift
+        _f("metric", _S),  # quality
+        _f("requests", _L),
+        _f("rows", _L),
+        _f("mean_prediction", _D),
+        _f("latency_p50_ms", _D),
+        _f("latency_p99_ms", _D),
+        _f("psi", _D),
+        _f("drifted", _B),
+        _f("value", _D),
+        _f("matured_labels", _L),
+    ]
+)

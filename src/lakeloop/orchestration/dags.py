@@ -156,7 +156,7 @@ def lifecycle_dag(pipeline: Pipeline, set_pairs: list[str]) -> DAG | None:
                 doc_md="emits the `retrain` Asset when the monitor's decision for the day "
                 "says `retrain_recommended` (its reason as the event's extra); skipped otherwise",
             )
-            [tasks["build_features"], tasks[jobs[-1].job]] >> trigger
+            [tasks["build_features"], tasks["report"]] >> trigger
     return dag
 
 

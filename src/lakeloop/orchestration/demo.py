@@ -15,6 +15,7 @@ day (each write replaces its date).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import sys
 import time
@@ -25,6 +26,7 @@ from lakeloop.jobs.common import JobError
 from lakeloop.ml import tracking
 from lakeloop.orchestration import plan, runs, server, summary, tables
 from lakeloop.orchestration.api import AirflowApi
+from lakeloop.spec import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -106,5 +108,17 @@ def run_airflow_demo(cfg: AppConfig, args: argparse.Namespace) -> int:
         "(browse: .venv/bin/mlflow ui --backend-store-uri <that URI>)"
     )
     out.append(f"  Kafka broker: {data.broker['bootstrap']} (stop it with `make kafka-down`)")
+    if pipeline.spec.serving is not None:  # materialize ran in the lifecycle DAG
+        out.append(serving_preview(cfg, pipeline, data.days[-1], args.set))
     sys.stdout.write("\n".join(out) + "\n")
     return 0
+
+
+def serving_preview(cfg: AppConfig, pipeline: Pipeline, day: dt.date, set_pairs: list[str]) -> str:
+    """`lakeloop serve` for a moment: the day's entities scored by key beside the batch."""
+    from lakeloop.serving.preview import PreviewError, online_preview
+
+    try:
+        return online_preview(cfg, pipeline, day.isoformat(), set_pairs)
+    except PreviewError as e:
+        raise JobError(f"online scoring: {e}") from None

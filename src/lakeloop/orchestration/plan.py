@@ -49,6 +49,11 @@ def retrain_uri(pipeline: str) -> str:
     return f"{ASSET_SCHEME}://{pipeline}/{RETRAIN}"
 
 
+def online_uri(pipeline: str) -> str:
+    """The online store's feature rows of the pipeline, written by materialize."""
+    return f"{ASSET_SCHEME}://{pipeline}/online_store"
+
+
 def model_uri(pipeline: str, model: str) -> str:
     """The registered model (its `champion` alias), written by train."""
     return f"{ASSET_SCHEME}://{pipeline}/models/{model}"
@@ -69,7 +74,8 @@ def _tables(spec: PipelineSpec, keys: list[str]) -> tuple[str, ...]:
 
 def lifecycle_tasks(spec: PipelineSpec) -> list[JobTask]:
     """ingest_files ∥ ingest_kafka → validate → build_features → predict → monitor → report,
-    each present when the spec has what it needs (sources, expectations, features, a model)."""
+    and build_features → materialize (with `serving:`), each present when the spec has what it
+    needs (sources, expectations, features, a model)."""
     tasks: list[JobTask] = []
     ingest: list[str] = []
     if spec.sources.files:
@@ -100,6 +106,9 @@ def lifecycle_tasks(spec: PipelineSpec) -> list[JobTask]:
                 JobTask("monitor", ("predict",), _tables(spec, [*metrics, "metrics_decisions"]))
             )
             tasks.append(JobTask("report", ("monitor",), ()))
+            if spec.serving is not None:
+                # the online store: the latest feature row per entity, for `lakeloop serve`
+                tasks.append(JobTask("materialize", ("build_features",), (online_uri(spec.name),)))
     return tasks
 
 

@@ -332,3 +332,21 @@ def decision_history(history: pd.DataFrame, threshold: float) -> go.Figure:
     fig.add_hline(y=threshold, line_dash="dash", line_color=RED)
     fig.update_layout(yaxis={"title": f"PSI (threshold {threshold:g})", "rangemode": "tozero"})
     return fig
+
+
+def online_traffic(traffic: pd.DataFrame) -> go.Figure:
+    """Records the online server answered per model (alias and version), and those refused."""
+    labels = [
+        a if pd.isna(v) else f"{a} v{int(v)}"
+        for a, v in zip(traffic["model_alias"], traffic["model_version"], strict=True)
+    ]
+    fig = _fig("Online records by model", height=max(HEIGHT // 2, 40 * len(labels) + 90))
+    fig.add_bar(
+        x=traffic["rows"],
+        y=labels,
+        orientation="h",
+        marker_color=[RED if str(a).startswith("(") else BLUE for a in traffic["model_alias"]],
+        hovertemplate="%{y}: %{x} records<extra></extra>",
+    )
+    fig.update_layout(xaxis={"title": "records"})
+    return fig

@@ -343,8 +343,51 @@ def _decision(r: RunReport) -> Section:
     return Section("decision", "Retrain decision and lineage", blocks)
 
 
+def _online(r: RunReport) -> Section:
+    """Online serving: traffic per model alias, champion vs challenger on matured labels, the
+    served features' drift."""
+    if r.online is None:
+        return Section("online", "Online serving", [_note(f"{r.notes.get('online', '')}.")])
+    o, fig = r.online, _Figures("online")
+    traffic = o[o["section"] == "traffic"]
+    blocks = [
+        fig(figures.online_traffic(traffic)),
+        _table(
+            traffic,
+            ["model_alias", "model_version", "requests", "rows", "mean_prediction"]
+            + ["latency_p50_ms", "latency_p99_ms"],
+            "Requests answered, by model (sticky split by entity key)",
+        ),
+    ]
+    q = o[o["section"] == "quality"]
+    if len(q):
+        blocks.append(
+            _table(
+                q,
+                ["model_alias", "model_version", "metric", "value", "matured_labels", "rows"],
+                "Champion vs challenger on the labels matured since",
+            )
+        )
+    else:
+        blocks.append(_note("No served entity has a matured label yet."))
+    d = o[o["section"] == "drift"]
+    if len(d):
+        blocks.append(
+            _table(
+                d,
+                ["feature", "psi", "drifted", "rows"],
+                f"Served features against the champion's reference (PSI over "
+                f"{r.psi_threshold:g}: drifted)",
+            )
+        )
+    return Section("online", "Online serving", blocks)
+
+
 def sections(r: RunReport, out_dir: str) -> list[Section]:
-    return [_data_quality(r, out_dir), _profile(r), _drift(r), _model(r), _decision(r)]
+    out = [_data_quality(r, out_dir), _profile(r), _drift(r), _model(r)]
+    if r.serves:
+        out.append(_online(r))
+    return [*out, _decision(r)]
 
 
 def _env() -> Environment:

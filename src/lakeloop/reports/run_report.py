@@ -505,6 +505,8 @@ class RunReport:
     shadow: pd.DataFrame | None = None
     facts: ModelFacts | None = None
     lineage: pd.DataFrame | None = None
+    online: pd.DataFrame | None = None  # metrics_online rows of the date (with `serving:`)
+    serves: bool = False  # the spec has `serving:`
     notes: dict[str, str] = field(default_factory=dict)
 
 
@@ -595,6 +597,7 @@ def collect(
     _data_quality(spark, pipeline, date, report)
     _profile(spark, pipeline, date, report)
     _drift(drift, date, report)
+    _online(spark, pipeline, date, report)
     try:
         model_facts = facts(pipeline, decision["model_version"])
     except Exception as e:  # the registry is out of reach: the report still renders
@@ -686,6 +689,20 @@ def _drift(drift: DataFrame | None, date: dt.date, r: RunReport) -> None:
         r.notes["drift"] = f"no drift statistics for {date}"
     elif not (r.drift["kind"] == "prediction").any():
         r.notes["prediction_drift"] = f"no prediction drift row for {date}"
+
+
+def _online(spark: SparkSession, pipeline: Pipeline, date: dt.date, r: RunReport) -> None:
+    r.serves = pipeline.spec.serving is not None
+    if not r.serves:
+        return
+    online = _table(spark, pipeline, mt.ONLINE)
+    if online is not None:
+        r.online = _pandas(of_run_date(online, date).orderBy("section", "model_alias", "feature"))
+    if r.online is None:
+        r.notes["online"] = (
+            f"no online requests recorded for {date} (the monitor reads "
+            f"{pipeline.spec.table(pipeline.spec.serving.log_table)}, written by `lakeloop serve`)"
+        )
 
 
 def _correlations(spark: SparkSession, pipeline: Pipeline, r: RunReport) -> None:

@@ -27,6 +27,8 @@ from tests.conftest import ROOT
 
 D1, D2 = dt.date(2026, 1, 9), dt.date(2026, 1, 10)
 SECTIONS = ("data-quality", "profile", "drift", "model", "decision")
+# houses has `serving:`: its page shows the online server's day before the decision
+SERVING_SECTIONS = ("data-quality", "profile", "drift", "model", "online", "decision")
 N = 80  # entities per date
 
 
@@ -282,6 +284,22 @@ def _lake(spark, p: Pipeline, full: bool) -> tuple[Pipeline, list[tuple[list, fl
         for d in (D1, D2)
     ]
     _save(spark, dq, mt.DATA_QUALITY_SCHEMA, p.table_path(mt.DATA_QUALITY))
+    if spec.serving is not None:  # metrics_online: D2's requests, split champion/challenger
+        nulls = (None,) * 7
+        online = [
+            (D2, "mon2", name, "traffic", "champion", 2, None, None, 40, 90, 1.5, 0.4, 2.1)
+            + nulls[:4],
+            (D2, "mon2", name, "traffic", "challenger", 3, None, None, 9, 21, 1.6, 0.4, 2.5)
+            + nulls[:4],
+            (D2, "mon2", name, "traffic", "(rejected)", None, None, None, 3, 4) + nulls[:7],
+            (D2, "mon2", name, "quality", "champion", 2, None, metric, None, 90)
+            + nulls[:5]
+            + (31000.0, 12),
+            (D2, "mon2", name, "drift", None, None, "sqft", None, None, 111)
+            + nulls[:3]
+            + (0.05, False, None, None),
+        ]
+        _save(spark, online, mt.ONLINE_SCHEMA, p.table_path(mt.ONLINE))
     # silver (rows ingested on D2, some missing values), features of D2
     silver_schema = T.StructType(
         [
@@ -376,10 +394,12 @@ def test_regression_report_job_every_section_has_a_plot(spark, lakes, monkeypatc
     assert (out / html.PLOTLY_JS).stat().st_size > 3_000_000  # the one local copy
     text = page_path.read_text()
     page = Page(text)
-    assert tuple(page.sections) == SECTIONS
+    assert tuple(page.sections) == SERVING_SECTIONS
     assert {s: n for s, n in page.sections.items() if n == 0} == {}, page.notes
     _assert_offline_page(page)
-    # the numbers behind the plots: the drifted feature flagged, the decision, the lineage
+    # the online section: records per model, champion vs challenger, served-feature drift
+    assert "Online records by model" in text and "challenger v3" in text
+    assert "Champion vs challenger on the labels matured since" in text
     words = " ".join(page.text)
     assert "sqft: PSI 0.4100 \\u2014 DRIFTED" in text
     assert "1 of 11 features drifted (PSI over 0.2): sqft." in words
