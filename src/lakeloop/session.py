@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -73,6 +74,10 @@ def build_spark(cfg: AppConfig, app_name: str | None = None) -> SparkSession:
         conf["spark.app.name"] = app_name
     if not submitted:
         builder = builder.master(cfg.spark.master)
+        if cfg.spark.master.startswith("local"):
+            # Python workers run on this machine: this interpreter (which imports lakeloop),
+            # not PySpark's default `python3` from PATH (a cluster sets spark.pyspark.python)
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for k, v in conf.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
