@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import random
 import uuid
+from zoneinfo import ZoneInfo
 
 import pytest
 from pyspark.sql import functions as F
@@ -23,13 +24,14 @@ from lakeloop.jobs import (
     build_training_set,
     ingest_files,
     ingest_kafka,
+    materialize,
     monitor,
     predict,
     train,
     validate,
 )
 from lakeloop.jobs.common import JobError
-from lakeloop.monitoring.tables import DATA_QUALITY, DECISIONS, DRIFT, QUALITY
+from lakeloop.monitoring.tables import DATA_QUALITY, DECISIONS, DRIFT, ONLINE, QUALITY
 from tests.conftest import spec_variant
 from tests.integration.test_train_predict import ml_config
 
@@ -78,6 +80,9 @@ def lifecycle(spark, broker, tmp_path_factory):
     runs = {}
     for d in DAYS:
         predict.run(spark, p, d)
+        if d == D3:  # the online server's day (its request log), which the monitor reads too
+            materialize.run(spark, p, d)
+            SERVED.update(_serve_day(spark, p, d))
         runs[d] = monitor.run(spark, p, d)
     # D3 two days after training: within the 3-day cooldown; the same lakehouse with a 2-day
     # cooldown is past it (what a 4th day with a 3-day cooldown showed, one day less to run)
@@ -85,6 +90,37 @@ def lifecycle(spark, broker, tmp_path_factory):
     p, _ = spec_variant(cfg, tmp, lambda d: edit(d, cooldown_days=2))
     runs[D3] = monitor.run(spark, p, D3)
     return p, runs, in_cooldown
+
+
+SERVED: dict[str, tuple[float, int, float]] = {}  # listing -> online score, version, batch score
+
+
+def _serve_day(spark, p, day):
+    """`lakeloop serve`'s app (in process) answering, at noon of `day` in the pipeline's zone,
+    by-key requests for every listing predict scored that day (features from the online store
+    materialize wrote), plus two refused requests; stopping it flushes its request log."""
+    from starlette.testclient import TestClient
+
+    from lakeloop.serving.app import create_app
+
+    noon = dt.datetime.combine(day, dt.time(12), tzinfo=ZoneInfo(ZONE)).astimezone(dt.UTC)
+    batch = {
+        r.listing_id: (r.prediction, r.model_version)
+        for r in _table(spark, p, "predictions")
+        .where((F.col("prediction_date") == day) & F.col("prediction").isNotNull())
+        .collect()
+    }
+    keys = [{"listing_id": k} for k in sorted(batch)]
+    served = {}
+    with TestClient(create_app(p.cfg, p, clock=lambda: noon)) as client:
+        for i in range(0, len(keys), 100):
+            r = client.post("/v1/predict/by-key", json={"keys": keys[i : i + 100]})
+            assert r.status_code == 200, r.text
+            for k, got in zip(keys[i : i + 100], r.json()["predictions"], strict=True):
+                served[k["listing_id"]] = (got["prediction"], got["model_version"])
+        assert client.post("/v1/predict", json={"records": [{"sqft": "big"}]}).status_code == 422
+        assert client.post("/v1/predict", json={"records": []}).status_code == 422
+    return {k: (*served[k], batch[k][0]) for k in batch if batch[k][1] == served[k][1]}
 
 
 def _table(spark, p, key):
@@ -155,7 +191,8 @@ def _metric_rows(spark, p, key, date):
 
 def test_a_rerun_gives_identical_metric_rows(spark, lifecycle):
     p, _, _ = lifecycle
-    before = {k: _metric_rows(spark, p, k, D3) for k in (DRIFT, QUALITY, DATA_QUALITY, DECISIONS)}
+    keys = (DRIFT, QUALITY, DATA_QUALITY, DECISIONS, ONLINE)
+    before = {k: _metric_rows(spark, p, k, D3) for k in keys}
     others = _metric_rows(spark, p, DRIFT, DAYS[1])
     again = monitor.run(spark, p, D3)
     for key, rows in before.items():
@@ -213,6 +250,37 @@ def test_late_labels_change_the_quality_of_their_prediction_date_only(spark, lif
         assert after[(d, "rmse")].value is None
 
 
+def test_online_scores_equal_the_batch_and_the_monitor_reads_the_served_day(spark, lifecycle):
+    p, runs, _ = lifecycle
+    # every listing of D3 answered online with the batch path's score of the same row
+    assert len(SERVED) > 250, len(SERVED)
+    worst = max(abs(a - b) / max(1.0, abs(b)) for a, _, b in SERVED.values())
+    assert worst <= 1e-9, worst
+    rows = _table(spark, p, ONLINE).where(F.col("run_date") == D3).collect()
+    traffic = {r.model_alias: r for r in rows if r.section == "traffic"}
+    # no challenger: the champion answered every record; the two bad requests are counted
+    assert set(traffic) == {"champion", "(rejected)"}
+    assert traffic["champion"].rows == len(SERVED) and traffic["champion"].model_version == 1
+    assert traffic["champion"].requests == -(-len(SERVED) // 100)
+    assert traffic["(rejected)"].rows == 2 and traffic["(rejected)"].requests == 2
+    assert 0 < traffic["champion"].latency_p50_ms <= traffic["champion"].latency_p99_ms
+    mean = sum(a for a, _, _ in SERVED.values()) / len(SERVED)
+    assert traffic["champion"].mean_prediction == pytest.approx(mean, rel=1e-9)
+    # the served features drifted as the day's batch did: sqft only (D3 is a drifted day)
+    drift = {r.feature: r for r in rows if r.section == "drift"}
+    assert set(drift) == set(WATCHED) and drift["sqft"].drifted and drift["sqft"].psi > 0.2
+    assert [f for f, r in drift.items() if r.drifted] == ["sqft"]
+    batch_psi = {
+        r.feature: r.psi for r in _table(spark, p, DRIFT).where(F.col("run_date") == D3).collect()
+    }
+    assert drift["sqft"].psi == pytest.approx(batch_psi["sqft"], rel=1e-6)
+    # quality: one row per metric for the champion; no D3 listing has sold by D3
+    quality = [r for r in rows if r.section == "quality"]
+    assert {r.metric for r in quality} == {"rmse", "mae", "r2"}
+    assert {(r.model_alias, r.matured_labels) for r in quality} == {("champion", 0)}
+    assert "champion v1" in runs[D3].details["online"]
+
+
 def test_monitor_without_predictions_for_the_date_says_what_to_run(spark, lifecycle):
     p, _, _ = lifecycle
     with pytest.raises(JobError, match="run predict for 2026-02-10 first"):
@@ -221,12 +289,12 @@ def test_monitor_without_predictions_for_the_date_says_what_to_run(spark, lifecy
 
 def test_the_run_report_shows_every_section_with_a_plot(spark, lifecycle):
     from lakeloop.jobs import report as report_job
-    from tests.unit.reports.test_html_report import SECTIONS, Page
+    from tests.unit.reports.test_html_report import SERVING_SECTIONS, Page
 
     p, _, _ = lifecycle
     rec = report_job.run(spark, p, D3)  # after the late labels: matured predictions to plot
     page = Page(open(rec.details["report"]).read())
-    assert tuple(page.sections) == SECTIONS
+    assert tuple(page.sections) == SERVING_SECTIONS
     assert {s: n for s, n in page.sections.items() if n == 0} == {}, page.notes
     assert not [u for u in page.scripts if "://" in u or u.startswith("//")]
     words = " ".join(page.text)

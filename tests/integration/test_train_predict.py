@@ -8,6 +8,7 @@ import random
 import uuid
 
 import pytest
+from mlflow.models import Model
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
@@ -39,6 +40,10 @@ def ml_config(tmp):
             "mlflow": {
                 "tracking_uri": f"sqlite:///{tmp}/mlflow.db",
                 "artifact_root": str(tmp / "art"),
+            },
+            "serving": {
+                "online_store": {"path": str(tmp / "online.db")},
+                "model_cache": str(tmp / "models"),
             },
         },
         project_root=ROOT,
@@ -107,6 +112,16 @@ def test_first_model_meets_the_r2_floor_and_becomes_champion(spark, ml_houses, c
     assert coefs["sqft"] == pytest.approx(180.0, rel=0.1)  # true_price: 180 per sqft
     logged = runlog.runs(spark, p).where(F.col("run_id") == champion.run_id).first()
     assert logged.status == "succeeded" and logged.details["decision"] == "promoted"
+    # the parity gate scored the test window online (the registered artifact, no JVM): equal
+    assert (
+        d["parity_max_diff"] == "0" and int(d["parity_rows"]) == champion.output_counts["test_rows"]
+    )
+    assert run.data.metrics["parity_max_rel_diff"] == 0.0
+    # the model's inputs, typed, for the online server (MLflow signature)
+    model = Model.load(client.download_artifacts(ref.run_id, "model/MLmodel"))
+    inputs = {c.name: (c.type.name, c.required) for c in model.signature.inputs.inputs}
+    assert inputs["sqft"] == ("integer", True) and inputs["zipcode"] == ("string", False)
+    assert inputs["lot_sqft"] == ("integer", False)  # imputed: may be null
     report = open(d["report"]).read()
     assert "promoted to champion" in report and "--as-of" in report
     assert f"naive baseline ({d['baseline']})" in report
@@ -362,6 +377,8 @@ def test_classification_spec_trains_and_scores(spark, tmp_path):
     metrics = json.loads(rec.details["metrics"])
     assert set(metrics) == {"auc", "accuracy", "precision", "recall", "f1"}
     assert rec.details["decision"] == "promoted" and metrics["auc"] >= 0.8, rec.details
+    # the parity gate: the online scorer gave Spark's probabilities bit for bit
+    assert rec.details["parity_max_diff"] == "0" and int(rec.details["parity_rows"]) > 30
     out = predict.run(spark, p, day)
     rows = delta_io.read(spark, p.table_path("predictions"))
     assert out.output_counts["predictions"] == rows.count() == 21
@@ -370,6 +387,38 @@ def test_classification_spec_trains_and_scores(spark, tmp_path):
     missing = rows.where(F.col("listing_id") == "N-missing").first()
     assert missing.prediction is None and missing._error == "missing feature(s): sqft"
     assert out.output_counts["predictions.not_scored"] == 1
+
+
+def test_online_scores_that_differ_from_spark_block_the_promotion(spark, tmp_path, monkeypatch):
+    """A GBT classifier that passes every other check, scored online 1e-6 off Spark: it may
+    become neither champion nor challenger, and the reason says why."""
+    from lakeloop.serving import scorer
+
+    real = scorer.PipelineScorer.score
+
+    def off(self, records):
+        return [
+            scorer.Scored(s.prediction, tuple(x * (1 - 1e-6) for x in s.probability), s.raw)
+            for s in real(self, records)
+        ]
+
+    monkeypatch.setattr(scorer.PipelineScorer, "score", off)
+    gbt = {**CLASSIFIER, "name": "houses_parity"}
+    gbt["estimator"] = {"type": "gbt", "params": {"maxIter": 10, "maxDepth": 3, "seed": 1}}
+    p, _ = spec_variant(ml_config(tmp_path), tmp_path, lambda d: d.update(model=gbt))
+    _synthetic(spark, p)
+    rec = train.run(spark, p, dt.date(2026, 3, 1))
+    d = rec.details
+    assert json.loads(d["metrics"])["auc"] >= 0.8  # it would have been promoted
+    assert d["decision"] == "not promoted", d
+    assert d["reason"].startswith("blocked: online and batch scores differ"), d["reason"]
+    assert 1e-9 < float(d["parity_max_diff"]) < 1e-5
+    client = _client(p)
+    assert tracking.by_alias(client, "houses_parity", tracking.CHAMPION) is None
+    assert tracking.by_alias(client, "houses_parity", tracking.CHALLENGER) is None
+    run = client.get_run(tracking.by_version(client, "houses_parity", 1).run_id)
+    assert run.data.tags["lakeloop.decision"] == "not promoted"
+    assert "blocked: online and batch scores differ" in open(d["report"]).read()
 
 
 def test_nulls_or_a_non_binary_label_fail_training_with_the_column(spark, tmp_path):

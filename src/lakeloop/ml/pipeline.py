@@ -99,7 +99,8 @@ def build_estimator(spec: ModelSpec) -> Estimator:
     cls = ESTIMATORS[(spec.task, spec.estimator.type)]
     est = cls(featuresCol=FEATURES, labelCol=LABEL, predictionCol=PREDICTION)
     if spec.task == "classification":
-        est.setParams(probabilityCol=PROBABILITY, rawPredictionCol=RAW_PREDICTION)
+        # setters, not setParams: GBTClassifier.setParams takes neither keyword (PySpark 4.1)
+        est.setProbabilityCol(PROBABILITY).setRawPredictionCol(RAW_PREDICTION)
     if spec.linear:
         est.setStandardization(True)  # MLlib's default, stated: this is the model's scaling
     _check_params(est, spec.estimator.params, "params")
