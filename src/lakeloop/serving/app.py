@@ -73,7 +73,7 @@ from lakeloop.config import AppConfig, ConfigError
 from lakeloop.ml import tracking
 from lakeloop.serving.models import LoadedModel, ModelHolder, Snapshot, ValueTypeError
 from lakeloop.serving.online_store import OnlineStoreError, SqliteOnlineStore, open_store
-from lakeloop.serving.request_log import OK, REJECTED, LogRow, RequestLog
+from lakeloop.serving.request_log import OK, LogRow, RequestLog
 from lakeloop.serving.scorer import Scored, ScoreInputError
 from lakeloop.spec import Pipeline
 
@@ -514,26 +514,7 @@ class ScoringService:
                 with contextlib.suppress(RequestError):
                     key = self._entity_key(record, e.record)
         self.metrics.errors.labels(e.code).inc()
-        self._log(
-            [
-                LogRow(
-                    rid,
-                    e.record,
-                    at,
-                    endpoint,
-                    key,
-                    record,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    ms,
-                    REJECTED,
-                    e.reason,
-                )
-            ]
-        )
+        self._log([LogRow.rejected(rid, e.record, at, endpoint, key, record, ms, e.reason)])
         return JSONResponse({"request_id": rid, **e.body()}, status_code=e.status)
 
     async def predict(self, request: Request) -> Response:
@@ -648,24 +629,7 @@ class ScoringService:
         for i, e in failed.items():
             items[i] = {"entity_key": checked[i], "error": {"code": e.code, "reason": e.reason}}
             self.metrics.errors.labels(e.code).inc()
-            log_rows.append(
-                LogRow(
-                    rid,
-                    i,
-                    at,
-                    BY_KEY,
-                    checked[i],
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    ms,
-                    REJECTED,
-                    e.reason,
-                )
-            )
+            log_rows.append(LogRow.rejected(rid, i, at, BY_KEY, checked[i], None, ms, e.reason))
         self._log(log_rows)
         self._count_records(routed)
         champion = snap.champion.ref  # type: ignore[union-attr]

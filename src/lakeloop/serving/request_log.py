@@ -83,6 +83,36 @@ class LogRow:
     status: str
     reason: str | None = None
 
+    @classmethod
+    def rejected(
+        cls,
+        request_id: str,
+        record_index: int | None,
+        served_at: dt.datetime,
+        endpoint: str,
+        entity_key: dict[str, Any] | None,
+        features: dict[str, Any] | None,
+        latency_ms: float,
+        reason: str,
+    ) -> LogRow:
+        """A refused request (or item): no model, no score, `status` rejected and why."""
+        return cls(
+            request_id,
+            record_index,
+            served_at,
+            endpoint,
+            entity_key,
+            features,
+            None,
+            None,
+            None,
+            None,
+            None,
+            latency_ms,
+            REJECTED,
+            reason,
+        )
+
 
 def local_uri(uri: str) -> str:
     """The table location as delta-rs takes it here: an absolute local path. RequestLogError
