@@ -119,6 +119,6 @@ def serving_preview(cfg: AppConfig, pipeline: Pipeline, day: dt.date, set_pairs:
     from lakeloop.serving.preview import PreviewError, online_preview
 
     try:
-        return online_preview(cfg, pipeline, day.isoformat(), set_pairs)
+        return online_preview(cfg, pipeline, day, set_pairs)
     except PreviewError as e:
         raise JobError(f"online scoring: {e}") from None

@@ -4,6 +4,7 @@ of the same entities. No JVM: the predictions table is read with delta-rs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -62,7 +63,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log_file: Path) -> None:
     raise PreviewError(f"`lakeloop serve` did not answer /health within {START_TIMEOUT_S:.0f} s")
 
 
-def batch_predictions(pipeline: Pipeline, day: str, n: int) -> list[dict]:
+def batch_predictions(pipeline: Pipeline, day: dt.date, n: int) -> list[dict]:
     """`n` rows of the predictions table of `day` (entity key order), read with delta-rs."""
     from deltalake import DeltaTable
 
@@ -78,7 +79,7 @@ def batch_predictions(pipeline: Pipeline, day: str, n: int) -> list[dict]:
 
 
 def online_preview(
-    cfg: AppConfig, pipeline: Pipeline, day: str, set_pairs: list[str], n: int = 5
+    cfg: AppConfig, pipeline: Pipeline, day: dt.date, set_pairs: list[str], n: int = 5
 ) -> str:
     """Start `lakeloop serve` on a free loopback port, score `n` entities of `day` by key,
     stop it; a text table of batch vs online scores."""
@@ -115,7 +116,7 @@ def online_preview(
     return render(pipeline, day, rows, body, url)
 
 
-def render(pipeline: Pipeline, day: str, rows: list[dict], body: dict, url: str) -> str:
+def render(pipeline: Pipeline, day: dt.date, rows: list[dict], body: dict, url: str) -> str:
     keys = pipeline.spec.entity_keys
     out = [
         f"  online scoring (`lakeloop serve` on {url}, stopped again): {len(rows)} entities "
