@@ -113,10 +113,9 @@ def test_first_model_meets_the_r2_floor_and_becomes_champion(spark, ml_houses, c
     logged = runlog.runs(spark, p).where(F.col("run_id") == champion.run_id).first()
     assert logged.status == "succeeded" and logged.details["decision"] == "promoted"
     # the parity gate scored the test window online (the registered artifact, no JVM): equal
-    assert (
-        d["parity_max_diff"] == "0" and int(d["parity_rows"]) == champion.output_counts["test_rows"]
-    )
-    assert run.data.metrics["parity_max_rel_diff"] == 0.0
+    assert float(d["parity_max_diff"]) <= 1e-12
+    assert int(d["parity_rows"]) == champion.output_counts["test_rows"]
+    assert run.data.metrics["parity_max_rel_diff"] <= 1e-12
     # the model's inputs, typed, for the online server (MLflow signature)
     model = Model.load(client.download_artifacts(ref.run_id, "model/MLmodel"))
     inputs = {c.name: (c.type.name, c.required) for c in model.signature.inputs.inputs}
@@ -377,8 +376,10 @@ def test_classification_spec_trains_and_scores(spark, tmp_path):
     metrics = json.loads(rec.details["metrics"])
     assert set(metrics) == {"auc", "accuracy", "precision", "recall", "f1"}
     assert rec.details["decision"] == "promoted" and metrics["auc"] >= 0.8, rec.details
-    # the parity gate: the online scorer gave Spark's probabilities bit for bit
-    assert rec.details["parity_max_diff"] == "0" and int(rec.details["parity_rows"]) > 30
+    # the parity gate: the online scorer gave Spark's probabilities (bit for bit here; the
+    # last bits of a dense dot product follow the JVM's SIMD width, see serving/scorer.py)
+    assert float(rec.details["parity_max_diff"]) <= 1e-12
+    assert int(rec.details["parity_rows"]) > 30
     out = predict.run(spark, p, day)
     rows = delta_io.read(spark, p.table_path("predictions"))
     assert out.output_counts["predictions"] == rows.count() == 21

@@ -184,10 +184,24 @@ def test_the_cases_cover_every_estimator_lakeloop_trains():
     assert {(task, est["type"]) for task, est, _ in CASES.values()} == set(mlp.ESTIMATORS)
 
 
+@pytest.fixture(scope="module")
+def jvm_lanes(spark) -> int | None:
+    """Doubles per vector of the JVM's VectorBLAS (None: Spark's BLAS is not VectorBLAS). The
+    bit-exact comparison sums dense dot products in the JVM's own lanes; the scorer's guess
+    from the CPU flags (`jvm_simd_lanes`) can differ from it, e.g. where HotSpot keeps AVX-512
+    off, which moves the last bits only (the 1e-9 contract holds either way)."""
+    jvm = spark._jvm
+    if jvm.dev.ludovic.netlib.blas.JavaBLAS.getInstance().getClass().getSimpleName() != (
+        "VectorBLAS"
+    ):
+        return None
+    return int(jvm.jdk.incubator.vector.DoubleVector.SPECIES_MAX.length())
+
+
 @pytest.mark.parametrize("name", CASES)
-def test_scores_match_spark_transform(models, name):
+def test_scores_match_spark_transform(models, jvm_lanes, name):
     m = models[name]
-    scorer = PipelineScorer.load(m.path, m.input_types)
+    scorer = PipelineScorer.load(m.path, m.input_types, simd_lanes=jvm_lanes)
     ours = scorer.score(m.records)
     assert len(ours) == len(m.spark_rows) == len(m.records)
     diffs = _diffs(m.spark_rows, ours)
@@ -199,7 +213,7 @@ def test_scores_match_spark_transform(models, name):
     worst = max(diffs.values())
     print(f"\n{name} ({scorer.estimator}): max relative diff {worst:.3g} {diffs}")
     assert worst <= 1e-9, diffs
-    if name in BIT_EXACT:
+    if name in BIT_EXACT and jvm_lanes is not None:
         assert worst == 0.0, diffs
 
 
