@@ -153,18 +153,35 @@ def jvm_simd_lanes() -> int:
     machine = platform.machine().lower()
     if machine not in ("x86_64", "amd64"):
         return 2
-    flags: set[str] = set()
+    info: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
+                if not line.strip():  # the first processor is enough
                     break
     except OSError:
         return 4  # no /proc/cpuinfo (e.g. macOS): AVX2, a guess
-    if "avx512f" in flags:
+    flags = set(info.get("flags", "").split())
+    if "avx512f" in flags and not _hotspot_skips_avx512(info):
         return 8
     return 4 if flags & {"avx", "avx2"} else 2
+
+
+def _hotspot_skips_avx512(info: Mapping[str, str]) -> bool:
+    """HotSpot keeps AVX-512 off on early Skylake server steppings (UseAVX=2 unless asked for:
+    `vm_version_x86.cpp`), so its vectors there are 256 bits."""
+    try:
+        family, model, stepping = (
+            int(info.get(k, "-1")) for k in ("cpu family", "model", "stepping")
+        )
+    except ValueError:
+        return False
+    skylake = (
+        info.get("vendor_id") == "GenuineIntel" and family == 6 and model in (0x4E, 0x55, 0x5E)
+    )
+    return skylake and stepping < 5
 
 
 def _exp(x: float) -> float:

@@ -444,3 +444,19 @@ def test_fma_rounds_once_like_java():
         Fraction(2e154) * Fraction(1e154) - Fraction(1.5e308)
     )
     assert _fma(3e-160, 3e-160, 1e-310) == float(Fraction(3e-160) ** 2 + Fraction(1e-310))
+
+
+@pytest.mark.parametrize(
+    "cpu, skips",
+    [
+        ({"vendor_id": "GenuineIntel", "cpu family": "6", "model": "85", "stepping": "4"}, True),
+        ({"vendor_id": "GenuineIntel", "cpu family": "6", "model": "85", "stepping": "7"}, False),
+        ({"vendor_id": "AuthenticAMD", "cpu family": "26", "model": "2", "stepping": "0"}, False),
+        ({"vendor_id": "GenuineIntel", "cpu family": "6", "model": "x"}, False),
+    ],
+)
+def test_early_skylake_server_steppings_count_as_256_bit_vectors(cpu, skips):
+    """HotSpot keeps AVX-512 off there: the scorer's lanes must follow the JVM, not the flags."""
+    from lakeloop.serving.scorer import _hotspot_skips_avx512
+
+    assert _hotspot_skips_avx512(cpu) is skips
