@@ -64,24 +64,14 @@ def test_serve_answers_over_http_and_a_sigterm_loses_no_logged_row(spark, tmp_pa
     pipeline = reg.pipeline(REG, 0.0)
     expected = [p for p, _ in spark_scores(spark, model, RECORDS)]
 
-    code = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from lakeloop import logs\n"
-        "from lakeloop.config import load_config\n"
-        "from lakeloop.spec import load_pipeline\n"
-        "from lakeloop.serving.app import serve\n"
-        "logs.configure('INFO')\n"
-        f"over = {_overrides(tmp_path, overrides)!r}\n"
-        f"cfg = load_config('test', over, project_root=Path({str(ROOT)!r}))\n"
-        f"pipeline = load_pipeline(cfg, {str(pipeline.source_file)!r})\n"
-        "sys.exit(serve(cfg, pipeline, '127.0.0.1', 0))\n"
-    )
+    # the command a user runs, on a free port (0), with this test's config as --set pairs
+    cmd = [sys.executable, "-m", "lakeloop.cli", "serve", "--pipeline", str(pipeline.source_file)]
+    cmd += ["--host", "127.0.0.1", "--port", "0", "--env", "test"]
+    for pair in _set_pairs(_overrides(tmp_path, overrides)):
+        cmd += ["--set", pair]
     log_file = tmp_path / "serve.log"
     with open(log_file, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
-        )
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
         url = _wait_for(
             "the bound address",
@@ -134,6 +124,17 @@ def _children(pid: int) -> list[str]:
         except (OSError, IndexError, ValueError):
             continue  # a process that ended meanwhile
     return out
+
+
+def _set_pairs(tree: dict, prefix: str = "") -> list[str]:
+    """`--set key.path=value` pairs of a nested overrides dict."""
+    pairs = []
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            pairs += _set_pairs(v, f"{prefix}{k}.")
+        else:
+            pairs.append(f"{prefix}{k}={v}")
+    return pairs
 
 
 def _overrides(tmp_path, serving: dict) -> dict:
