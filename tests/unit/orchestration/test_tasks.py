@@ -158,7 +158,7 @@ def test_the_plan_follows_what_the_spec_has(cfg, tmp_path):
     def no_kafka_no_model(d):
         d["sources"]["kafka"] = []
         d["expectations"] = [e for e in d["expectations"] if e["source"] != "bronze_sales"]
-        for k in ("label", "model", "monitoring", "retrain"):
+        for k in ("label", "model", "monitoring", "retrain", "serving"):
             d.pop(k, None)
 
     p, _ = spec_variant(cfg, tmp_path, no_kafka_no_model)
@@ -172,5 +172,7 @@ def test_the_plan_follows_what_the_spec_has(cfg, tmp_path):
     jobs = {t.job: t for t in plan.lifecycle_tasks(full)}
     assert jobs["validate"].upstream == ("ingest_files", "ingest_kafka")
     assert not jobs[plan.CHAMPION_TASK].spark and jobs["predict"].upstream == (plan.CHAMPION_TASK,)
+    # serving: the online store follows the feature table (beside scoring, not after it)
+    assert jobs["materialize"].upstream == ("build_features",)
     # two file sources feed one bronze table: one Asset
     assert len(jobs["ingest_files"].writes) == len(set(jobs["ingest_files"].writes))
