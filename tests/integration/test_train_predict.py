@@ -32,7 +32,9 @@ D1, D2, D3 = dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)
 AS_OF = D3 + dt.timedelta(days=60)  # every sale (5-45 days after listing) has happened
 
 
-def ml_config(tmp):
+def ml_config(tmp, **serving):
+    """The test profile with its lakehouse, MLflow store, online store and model cache under
+    `tmp`; `serving`: further serving.* settings."""
     return load_config(
         "test",
         {
@@ -44,6 +46,7 @@ def ml_config(tmp):
             "serving": {
                 "online_store": {"path": str(tmp / "online.db")},
                 "model_cache": str(tmp / "models"),
+                **serving,
             },
         },
         project_root=ROOT,

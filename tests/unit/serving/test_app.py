@@ -28,7 +28,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import functions as F
 from starlette.testclient import TestClient
 
-from lakeloop.config import AppConfig, load_config
+from lakeloop.config import AppConfig
 from lakeloop.ml import pipeline as mlp
 from lakeloop.ml import tracking
 from lakeloop.ml.model_log import input_signature
@@ -39,6 +39,7 @@ from lakeloop.serving.request_log import RequestLog
 from lakeloop.serving.scorer import ScorerError
 from lakeloop.spec import ModelSpec, Pipeline
 from tests.conftest import ROOT, spec_variant
+from tests.integration.test_train_predict import ml_config as integration_ml_config
 
 REG = {
     "name": "houses_online",
@@ -127,25 +128,10 @@ class Registry:
 
 
 def ml_config(tmp: Path, **serving) -> AppConfig:
-    return load_config(
-        "test",
-        {
-            "lakehouse_root": str(tmp / "lakehouse"),
-            "mlflow": {
-                "tracking_uri": f"sqlite:///{tmp}/mlflow.db",
-                "artifact_root": str(tmp / "art"),
-            },
-            "serving": {
-                "model_cache": str(tmp / "cache"),
-                "max_records": MAX_RECORDS,
-                "max_body_bytes": MAX_BODY,
-                "poll_interval_s": 3600,
-                "online_store": {"path": str(tmp / "online.db")},
-                **serving,
-            },
-        },
-        project_root=ROOT,
-    )
+    """The integration tests' config under `tmp`, with this module's request limits and no
+    polling (tests call `holder.refresh()`)."""
+    limits = {"max_records": MAX_RECORDS, "max_body_bytes": MAX_BODY, "poll_interval_s": 3600}
+    return integration_ml_config(tmp, **{**limits, **serving})
 
 
 def register(
