@@ -5,7 +5,10 @@ and a model version's lineage (the training set's Delta table and version)."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -136,6 +139,22 @@ def by_version(client: MlflowClient, name: str, version: int) -> ModelRef:
 
 def version_count(client: MlflowClient, name: str) -> int:
     return len(client.search_model_versions(f"name = '{name}'"))
+
+
+@contextmanager
+def no_progress_bar() -> Iterator[None]:
+    """MLflow's artifact download draws a progress bar on stderr: not in a job's or the
+    server's log."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 def load(ref: ModelRef, dfs_tmpdir: str | None = None) -> PipelineModel:

@@ -14,10 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -413,7 +411,7 @@ def registry_facts(pipeline: Pipeline, version: int | None) -> ModelFacts | str:
     logged = {a.path for a in client.list_artifacts(ref.run_id)}
     for k, artifact in WEIGHT_ARTIFACTS:
         if artifact in logged:
-            with tempfile.TemporaryDirectory() as tmp, _no_progress_bar():
+            with tempfile.TemporaryDirectory() as tmp, tracking.no_progress_bar():
                 local = client.download_artifacts(ref.run_id, artifact, tmp)
                 weights = {str(a): float(b) for a, b in json.loads(Path(local).read_text()).items()}
             kind = k
@@ -430,21 +428,6 @@ def registry_facts(pipeline: Pipeline, version: int | None) -> ModelFacts | str:
         weights_kind=kind,
         weights=weights,
     )
-
-
-@contextmanager
-def _no_progress_bar() -> Iterator[None]:
-    """MLflow's artifact download draws a progress bar on stderr: not in a job's log."""
-    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    before = os.environ.get(key)
-    os.environ[key] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before
 
 
 MaturedSource = Callable[[SparkSession, Pipeline, dt.date], DataFrame]

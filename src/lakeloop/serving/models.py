@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shutil
 import struct
 import threading
@@ -52,7 +51,6 @@ SPARK_TYPES = {
 }
 _INT_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _FLOAT32 = struct.Struct("f")
-_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 class ValueTypeError(ValueError):
@@ -193,24 +191,19 @@ def _download(client: MlflowClient, ref: ModelRef, folder: Path) -> None:
     to a temporary folder beside it, then renamed."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp"
-    bar = os.environ.get(_PROGRESS_BAR)
-    os.environ[_PROGRESS_BAR] = "false"  # no progress bar lines in the server's log
     try:
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"runs:/{ref.run_id}/{tracking.MODEL_ARTIFACT}",
-            dst_path=str(tmp),
-            tracking_uri=client.tracking_uri,
-        )
+        with tracking.no_progress_bar():
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"runs:/{ref.run_id}/{tracking.MODEL_ARTIFACT}",
+                dst_path=str(tmp),
+                tracking_uri=client.tracking_uri,
+            )
         try:
             tmp.rename(folder)
         except OSError:
             if not folder.is_dir():  # not another process's complete download
                 raise
     finally:
-        if bar is None:
-            os.environ.pop(_PROGRESS_BAR, None)
-        else:
-            os.environ[_PROGRESS_BAR] = bar
         shutil.rmtree(tmp, ignore_errors=True)
 
 
