@@ -40,38 +40,35 @@ def traffic(served: DataFrame) -> DataFrame:
     """One row per (model_alias, model_version) that answered: requests, rows (records
     scored), mean_prediction, latency_p50_ms / latency_p99_ms (per record: its request's
     latency); and one `(rejected)` row counting the refused records and their requests."""
-    ok = served.where(F.col("status") == OK)
-    answered = ok.groupBy("model_alias", "model_version").agg(
+    counts = [
         F.countDistinct("request_id").alias("requests"),
         F.count(F.lit(1)).alias("rows"),
-        F.avg("prediction").alias("mean_prediction"),
-        F.percentile_approx("latency_ms", 0.5, 10_000).cast("double").alias("latency_p50_ms"),
-        F.percentile_approx("latency_ms", 0.99, 10_000).cast("double").alias("latency_p99_ms"),
+    ]
+    stats = ("mean_prediction", "latency_p50_ms", "latency_p99_ms")
+    answered = (
+        served.where(F.col("status") == OK)
+        .groupBy("model_alias", "model_version")
+        .agg(
+            *counts,
+            F.avg("prediction").alias(stats[0]),
+            F.percentile_approx("latency_ms", 0.5, 10_000).cast("double").alias(stats[1]),
+            F.percentile_approx("latency_ms", 0.99, 10_000).cast("double").alias(stats[2]),
+        )
     )
     refused = (
         served.where(F.col("status") != OK)
-        .agg(
-            F.countDistinct("request_id").alias("requests"),
-            F.count(F.lit(1)).alias("rows"),
-        )
+        .agg(*counts)
         .where(F.col("rows") > 0)
         .select(
             F.lit(REJECTED).alias("model_alias"),
             F.lit(None).cast("int").alias("model_version"),
             "requests",
             "rows",
-            *[F.lit(None).cast("double").alias(c) for c in ("mean_prediction",)],
-            *[F.lit(None).cast("double").alias(c) for c in ("latency_p50_ms", "latency_p99_ms")],
+            *[F.lit(None).cast("double").alias(c) for c in stats],
         )
     )
     return answered.select(
-        "model_alias",
-        F.col("model_version").cast("int"),
-        "requests",
-        "rows",
-        "mean_prediction",
-        "latency_p50_ms",
-        "latency_p99_ms",
+        "model_alias", F.col("model_version").cast("int"), "requests", "rows", *stats
     ).unionByName(refused)
 
 
