@@ -57,8 +57,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -71,9 +69,10 @@ import timing
 from cpu_watch import CpuWatch
 from timing import BenchError, say
 
+from lakeloop.serving.preview import PreviewError, ServeProcess
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_ROOT = ROOT / ".bench"
-VENV_BIN = Path(sys.executable).parent
 START = dt.date(2026, 1, 1)
 TRAIN_AFTER_DAYS = 60  # train as of the last day + this: every sale (5-45 days on) happened
 GOALS = {"serve_p50_ms": 2.0, "serve_p99_ms": 10.0, "serve_vs_batch_max_rel_diff": 1e-9}
@@ -280,98 +279,22 @@ def _ts_key(v: Any) -> Any:
 # --- the server ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`lakeloop serve` as a subprocess, its output in a log file; stopped by its pid."""
-
-    def __init__(self, prep: Prepared, scratch: Path, env_name: str) -> None:
-        self.port = free_port()
-        self.log_path = scratch / "server.log"
-        self.cmd = [
-            str(VENV_BIN / "lakeloop"),
-            "serve",
-            "--pipeline",
-            str(prep.spec_path),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--env",
-            env_name,
-        ]
-        for pair in prep.set_pairs:
-            self.cmd += ["--set", pair]
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self, timeout_s: float) -> float:
-        """Start it and wait for GET /health 200; the seconds that took."""
-        env = {**os.environ, "LAKELOOP_HOME": str(ROOT), "PYTHONUNBUFFERED": "1"}
-        for var in ("LAKELOOP_ENV", "LAKELOOP_LOG_LEVEL"):
-            env.pop(var, None)
-        t = time.perf_counter()
-        with open(self.log_path, "wb") as out:
-            self.proc = subprocess.Popen(
-                self.cmd,
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        deadline = t + timeout_s
-        last = "no answer"
-        while time.perf_counter() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(
-                    f"`lakeloop serve` exited with {self.proc.returncode} before /health "
-                    f"answered 200; its output ({self.log_path}):\n{self.tail()}"
-                )
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/health")
-                resp = conn.getresponse()
-                body = resp.read().decode(errors="replace")
-                conn.close()
-                if resp.status == 200:
-                    return time.perf_counter() - t
-                last = f"{resp.status} {body[:300]}"
-            except OSError as e:
-                last = f"{type(e).__name__}: {e}"
-            time.sleep(0.2)
-        raise BenchError(
-            f"GET /health did not answer 200 within {timeout_s:.0f}s (last: {last}); server "
-            f"output ({self.log_path}):\n{self.tail()}"
-        )
-
-    def tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no output)"
-
-    def stop(self) -> None:
-        """SIGTERM by pid, wait; SIGKILL after STOP_WAIT_S."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(STOP_WAIT_S)
-            say(f"server (pid {self.proc.pid}) stopped, exit {self.proc.returncode}")
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            say(f"server (pid {self.proc.pid}) did not stop within {STOP_WAIT_S:.0f}s: killed")
+def start_server(
+    prep: Prepared, scratch: Path, env_name: str, timeout_s: float
+) -> tuple[ServeProcess, float]:
+    """`lakeloop serve` on a free loopback port (lakeloop.serving.preview.ServeProcess, as the
+    demo runs it), healthy, and the seconds it took; stopped again when it does not start."""
+    env = {**os.environ, "LAKELOOP_HOME": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    for var in ("LAKELOOP_ENV", "LAKELOOP_LOG_LEVEL"):
+        env.pop(var, None)
+    server = ServeProcess(
+        str(prep.spec_path), env_name, prep.set_pairs, scratch / "server.log", ROOT, env
+    )
+    try:
+        return server, server.start(timeout_s)
+    except PreviewError as e:
+        server.stop(STOP_WAIT_S)
+        raise BenchError(str(e)) from None
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -782,7 +705,7 @@ def main(argv: list[str] | None = None) -> int:
     res = timing.Results()
     values: dict[str, float | None] = {}
     loads: list[Load] = []
-    server: Server | None = None
+    server: ServeProcess | None = None
     start_s: float | None = None
     try:
         t = time.perf_counter()
@@ -792,8 +715,10 @@ def main(argv: list[str] | None = None) -> int:
             res.notes.append(
                 "setup (untimed): " + ", ".join(f"{k} {v:.1f}s" for k, v in prep.steps.items())
             )
-            server = Server(prep, scratch, args.env)
-            start_s = res.part("server start", lambda: server.start(args.start_timeout))
+            started = res.part(
+                "server start", lambda: start_server(prep, scratch, args.env, args.start_timeout)
+            )
+            server, start_s = started or (None, None)
         if prep is not None and start_s is not None:
             values["serve_start_s"] = start_s
             say(f"server pid {server.pid} on 127.0.0.1:{server.port}, healthy in {start_s:.1f}s")
@@ -820,7 +745,7 @@ def main(argv: list[str] | None = None) -> int:
                 values[f"serve_batch{args.batch_size}_ms"] = batch.pct(0.5)
     finally:
         if server is not None:
-            server.stop()
+            say(f"server (pid {server.pid}) {server.stop(STOP_WAIT_S)}")
             if start_s is not None:
                 res.part("request log", lambda: check_request_log(prep.log_path, res.notes))
             if server.proc is not None and server.proc.returncode not in (0, -signal.SIGTERM):

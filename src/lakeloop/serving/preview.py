@@ -45,22 +45,90 @@ def _post(url: str, body: dict, timeout: float = 30.0) -> tuple[int, dict]:
         return e.code, json.loads(e.read() or b"{}")
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, log_file: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise PreviewError(
-                f"`lakeloop serve` exited with {proc.returncode}: see {log_file}\n"
-                + log_file.read_text()[-2000:]
+class ServeProcess:
+    """`lakeloop serve` as a child process on a free loopback port, its output in `log_file`:
+    `start` waits for GET /health 200, `stop` ends its process group by pid (SIGTERM, then
+    SIGKILL after `wait_s`). The demo's preview and bench/serve.py run the server so."""
+
+    def __init__(
+        self,
+        spec_ref: str,
+        env_name: str,
+        set_pairs: list[str],
+        log_file: Path,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.port = free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        self.log_file, self.cwd, self.env = log_file, cwd, env
+        self.cmd = [sys.executable, "-m", "lakeloop.cli", "serve", "--pipeline", spec_ref]
+        self.cmd += ["--host", host, "--port", str(self.port), "--env", env_name]
+        for pair in set_pairs:
+            self.cmd += ["--set", pair]
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> float:
+        """Start it and wait until /health answers 200: the seconds that took. PreviewError
+        (with the end of its output) when it exits or does not answer in time."""
+        t = time.monotonic()
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "wb") as out:
+            self.proc = subprocess.Popen(
+                self.cmd,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
+        last = "no answer"
+        while time.monotonic() < t + timeout_s:
+            if self.proc.poll() is not None:
+                raise PreviewError(
+                    f"`lakeloop serve` exited with {self.proc.returncode} before /health "
+                    f"answered 200; its output ({self.log_file}):\n{self.tail()}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as r:
+                    if r.status == 200:
+                        return time.monotonic() - t
+                    last = str(r.status)
+            except urllib.error.HTTPError as e:
+                last = f"{e.code} {e.read()[:300].decode(errors='replace')}"
+            except OSError as e:
+                last = f"{type(e).__name__}: {e}"
+            time.sleep(0.2)
+        raise PreviewError(
+            f"`lakeloop serve` did not answer /health 200 within {timeout_s:.0f} s (last: "
+            f"{last}); its output ({self.log_file}):\n{self.tail()}"
+        )
+
+    def tail(self, n: int = 30) -> str:
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise PreviewError(f"`lakeloop serve` did not answer /health within {START_TIMEOUT_S:.0f} s")
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no output)"
+
+    def stop(self, wait_s: float = 30.0) -> str:
+        """SIGTERM, wait; SIGKILL after `wait_s`. What happened, for a log line."""
+        if self.proc is None or self.proc.poll() is not None:
+            return "not running"
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(wait_s)
+            return f"stopped, exit {self.proc.returncode}"
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            return f"did not stop within {wait_s:.0f} s: killed"
 
 
 def batch_predictions(pipeline: Pipeline, day: dt.date, n: int) -> list[dict]:
@@ -86,34 +154,18 @@ def online_preview(
     rows = batch_predictions(pipeline, day, n)
     if not rows:
         return f"  online: no predictions of {day} to compare with"
-    host = "127.0.0.1"
-    port = free_port(host)
-    url = f"http://{host}:{port}"
-    log_file = cfg.path(".serving") / "preview-serve.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
     spec_ref = str(pipeline.source_file) if pipeline.source_file else pipeline.name
-    cmd = [sys.executable, "-m", "lakeloop.cli", "serve", "--pipeline", spec_ref]
-    cmd += ["--host", host, "--port", str(port), "--env", cfg.env]
-    for pair in set_pairs:
-        cmd += ["--set", pair]
-    with open(log_file, "w") as out:
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cfg.project_root, start_new_session=True
-        )
+    log_file = cfg.path(".serving") / "preview-serve.log"
+    server = ServeProcess(spec_ref, cfg.env, set_pairs, log_file, cfg.project_root)
     try:
-        _wait_healthy(url, proc, log_file)
+        server.start()
         keys = [{k: r[k] for k in pipeline.spec.entity_keys} for r in rows]
-        status, body = _post(f"{url}/v1/predict/by-key", {"keys": keys})
+        status, body = _post(f"{server.url}/v1/predict/by-key", {"keys": keys})
         if status != 200:
             raise PreviewError(f"POST /v1/predict/by-key answered {status}: {body}")
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return render(pipeline, day, rows, body, url)
+        server.stop()
+    return render(pipeline, day, rows, body, server.url)
 
 
 def render(pipeline: Pipeline, day: dt.date, rows: list[dict], body: dict, url: str) -> str:
