@@ -293,6 +293,9 @@ def print_report(
         if value is None:
             print(f"# {name}: not measured")
             continue
+        if name not in goals:
+            print(f"# {name}: a reference, no goal")
+            continue
         verdict = "met" if value >= goals[name] else "NOT met"
         print(f"# {name}: goal >= {goals[name]:g}, {verdict}")
     for line in secondary:

@@ -1,16 +1,27 @@
 """make bench-train: lakeloop's model training and batch scoring against plain baselines.
 
 1. the fit: `build_pipeline(ModelSpec)` (linear_regression, 8 numeric features, no grid: assembler
-   -> LinearRegression, which standardizes inside MLlib) fit on `--rows` rows read by Spark from Parquet
-   (`model_input` as the train job builds it), against scikit-learn's LinearRegression fit on the
-   same Parquet read by pandas/pyarrow. Both sides time read + fit; both models' R^2 on the
+   -> LinearRegression, which standardizes inside MLlib) fit on `--rows` rows read by Spark from
+   Parquet (`model_input` as the train job builds it), against scikit-learn's LinearRegression fit
+   on the same Parquet read by pandas/pyarrow. Both sides time read + fit; both models' R^2 on the
    training rows are printed (and must agree).                       ratio `mllib_vs_sklearn`
+   The same two sides also run at `--sizes` row counts (default --rows/10 and --rows/3): the row
+   count where MLlib's time per row meets scikit-learn's, interpolated between the sizes, is
+   printed as `metric mllib_sklearn_crossover_rows <n>` (or `n/a (none up to N)`), no goal.
 2. tuning: CrossValidator over the same pipeline with a 6-point grid (regParam x elasticNetParam)
    and 3 time folds (`with_time_folds`, as the train job does) on a `--cv-rows` slice, cached in
    as many partitions as Spark has cores (`--cv-partitions`); parallelism=1 vs parallelism=2
    (each fit's Spark jobs can already use every core; p=2 fills the gaps). The value is
    time(p=1) / time(p=2).                                             ratio `cv_parallel_speedup`
-3. scoring: `scored_entities` (champion only) + `delta_io.replace_partition` into a Delta table
+3. the train job's fit + CV + evaluation: `jobs/train.py`'s own `hold_out` + `tune_and_score`
+   (the time split, caches, label summary and counts, time folds, CrossValidator with the grid
+   above at the config's training.parallelism, the test-window metrics, the naive baselines,
+   the feature weights) vs the same MLlib calls written by hand (split, approxQuantile fold
+   cuts, CrossValidator, a RegressionEvaluator per metric on the test window), on the same
+   `--cv-rows` slice cached once. Both must give the same best params, CV means and test
+   metrics (1e-9 relative). A breakdown by phase (seconds and Spark jobs per side) shows where
+   ours' extra time goes.                                             ratio `train_vs_bare_mllib`
+4. scoring: `scored_entities` (champion only) + `delta_io.replace_partition` into a Delta table
    partitioned by prediction_date (what the predict job does, minus loading the model from
    MLflow) vs a bare `model.transform(df).select(key, prediction)` written as Parquet, on the
    same `--rows` entities. A third, diagnostic side writes scored_entities' output as Parquet
@@ -24,14 +35,16 @@ side on small data first; timed runs alternate the order of the sides and the be
 `--repeats` (3) counts. The machine is small (2 cores): the CPU used by other processes during the
 timed runs is reported alongside.
 
-    .venv/bin/python bench/train.py [--rows N] [--cv-rows M] [--repeats R]
-                                    [--skip-fit] [--skip-cv] [--skip-scoring] [--keep]
+    .venv/bin/python bench/train.py [--rows N] [--cv-rows M] [--sizes N,N] [--repeats R]
+                                    [--skip-fit] [--skip-cv] [--skip-train] [--skip-scoring]
+                                    [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import os
 import shutil
 import sys
@@ -47,7 +60,12 @@ from timing import BenchError, Side, add_phase, alternate, say
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_ROOT = ROOT / ".bench"
-GOALS = {"mllib_vs_sklearn": 0.33, "cv_parallel_speedup": 1.5, "scoring_vs_bare": 0.85}
+GOALS = {
+    "mllib_vs_sklearn": 0.33,
+    "cv_parallel_speedup": 1.5,
+    "train_vs_bare_mllib": 0.9,
+    "scoring_vs_bare": 0.85,
+}
 DEFAULT_ROWS = 1_000_000
 DEFAULT_CV_ROWS = 200_000
 WARMUP_ROWS = 20_000
@@ -65,38 +83,60 @@ CV_GRID = {"regParam": [0.001, 0.01, 0.1], "elasticNetParam": [0.0, 0.5]}
 CV_FOLDS = 3
 
 SECONDARY: dict[str, str] = {}  # other views of the ratios, printed as comments only
+METRICS: dict[str, str] = {}  # printed as `metric <name> <value>` lines (no goal)
 
 
 # --- timing ----------------------------------------------------------------------------------
 
 
 @contextmanager
-def timed_methods(targets: list[tuple[type, str, str]]) -> Iterator[None]:
-    """Time calls of (class, method) into timing.PHASES under a label (pyspark's own classes are
-    wrapped for the block; nothing in src/ changes)."""
+def timed_methods(targets: list[tuple[object, str, str]], spark=None) -> Iterator[None]:
+    """Time calls of (class or module, attribute) into timing.PHASES under a label (pyspark's
+    and lakeloop's own functions are wrapped for the block; nothing in src/ changes). With
+    `spark`, also count the Spark jobs each label's calls start into PHASE_JOBS (only for calls
+    made one at a time: jobs of other threads in the same window count too)."""
     undo: list[Callable[[], None]] = []
-    for cls, attr, label in targets:
-        own = attr in cls.__dict__
-        orig = getattr(cls, attr)
+    for owner, attr, label in targets:
+        own = attr in vars(owner)
+        orig = getattr(owner, attr)
 
-        def timed(self, *a, _orig=orig, _label=label, **kw):
-            t = time.perf_counter()
-            try:
-                return _orig(self, *a, **kw)
-            finally:
-                add_phase(_label, time.perf_counter() - t)
+        def timed(*a, _orig=orig, _label=label, **kw):
+            with phase(_label, spark):
+                return _orig(*a, **kw)
 
-        setattr(cls, attr, timed)
+        setattr(owner, attr, timed)
         undo.append(
-            (lambda c=cls, n=attr, o=orig: setattr(c, n, o))
+            (lambda c=owner, n=attr, o=orig: setattr(c, n, o))
             if own
-            else (lambda c=cls, n=attr: delattr(c, n))
+            else (lambda c=owner, n=attr: delattr(c, n))
         )
     try:
         yield
     finally:
         for u in reversed(undo):
             u()
+
+
+PHASE_JOBS: dict[str, int] = {}  # Spark jobs per phase label in the current run (with spark)
+
+
+@contextmanager
+def phase(label: str, spark=None) -> Iterator[None]:
+    """Time the block into timing.PHASES[label]; with `spark`, add the Spark jobs it started
+    (in the current job group, which timed_run sets) to PHASE_JOBS[label]."""
+    sc = spark.sparkContext if spark is not None else None
+    group = sc.getLocalProperty("spark.jobGroup.id") if sc is not None else None
+
+    def jobs() -> int:
+        return len(sc.statusTracker().getJobIdsForGroup(group)) if group else 0
+
+    before, t = jobs(), time.perf_counter()
+    try:
+        yield
+    finally:
+        add_phase(label, time.perf_counter() - t)
+        if group:
+            PHASE_JOBS[label] = PHASE_JOBS.get(label, 0) + jobs() - before
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -224,6 +264,18 @@ def bench_fit(spark, args, data: dict[str, str], notes: list[str]):
             runs = [(s, lambda _rep, fn=fn: fn("main")) for s, fn in sides]
             last = alternate(args.repeats, runs, spark=spark, stages=True)
     ours_model, sk_model = last[0], last[1]
+    by_size = [(s, fn) for n in args.sizes for s, fn in _size_sides(n, ours, sklearn)]
+    if by_size:
+        say(f"fit: the same two sides at {', '.join(f'{n:,}' for n in args.sizes)} rows")
+        with timed_methods(wrap), CpuWatch("the timed fit runs by size", notes, say):
+            alternate(args.repeats, by_size, spark=spark)
+    points = [(args.rows, sides[0][0].best, sides[1][0].best)]
+    points += [
+        (a.rows, a.best, b.best) for (a, _), (b, _) in zip(by_size[::2], by_size[1::2], strict=True)
+    ]
+    METRICS["mllib_sklearn_crossover_rows"], SECONDARY["mllib_sklearn_crossover_rows"] = crossover(
+        sorted(points)
+    )
     r2_ours, r2_sk = spark_r2(ours_model, "main"), sklearn_r2(sk_model, "main")
     say(
         f"fit: R^2 on the {args.rows:,} training rows: MLlib {r2_ours:.6f}, sklearn {r2_sk:.6f} "
@@ -252,7 +304,64 @@ def bench_fit(spark, args, data: dict[str, str], notes: list[str]):
             f"assembled vectors takes {scan:.2f}s, {scan / base_side.best:.1f}x sklearn's "
             f"whole read + fit"
         )
-    return [s for s, _ in sides], ratios, ours_model
+    return [s for s, _ in sides] + [s for s, _ in by_size], ratios, ours_model
+
+
+def _size_sides(rows: int, ours, sklearn) -> list[tuple[Side, Callable[[int], object]]]:
+    """Both fit sides on the data set of `rows` rows (`size_key(rows)` in the data paths)."""
+    key = size_key(rows)
+    return [
+        (Side(f"fit  ours @ {rows:,}", rows), lambda _rep: ours(key)),
+        (Side(f"fit  sklearn @ {rows:,}", rows), lambda _rep: sklearn(key)),
+    ]
+
+
+def size_key(rows: int) -> str:
+    return f"rows{rows}"
+
+
+def crossover(points: list[tuple[int, float, float]]) -> tuple[str, str]:
+    """Where MLlib's time per row meets scikit-learn's, from (rows, MLlib s, sklearn s) sorted
+    by rows: the row count, interpolated in log(rows) between the two sizes where sklearn's
+    time / MLlib's crosses 1 (or the smallest size if MLlib is already as fast there), else
+    `n/a (none up to N)`. Also a comment: each side's fixed and per-row cost (a least-squares
+    line through its times) and where those lines meet."""
+    ratio = [(n, sk / ml) for n, ml, sk in points]
+    value = f"n/a (none up to {points[-1][0]})"
+    if ratio[0][1] >= 1:
+        value = str(ratio[0][0])
+    for (n1, r1), (n2, r2) in zip(ratio, ratio[1:], strict=False):
+        if r1 < 1 <= r2:
+            x = math.log(n1) + (1 - r1) / (r2 - r1) * (math.log(n2) - math.log(n1))
+            value = str(round(math.exp(x)))
+            break
+    sizes = ", ".join(f"{n:,} {r:.2f}" for n, r in ratio)
+    text = f"sklearn s / MLlib s by rows: {sizes}"
+    if len(points) < 2:
+        return value, text
+    a_ml, b_ml = _line([(n, ml) for n, ml, _ in points])
+    a_sk, b_sk = _line([(n, sk) for n, _, sk in points])
+    text += (
+        f"; time = fixed + rows x per-row: MLlib {a_ml:.2f}s + {b_ml * 1e6:.2f}us/row, sklearn "
+        f"{a_sk:.2f}s + {b_sk * 1e6:.2f}us/row"
+    )
+    if b_ml < b_sk:
+        text += f", the lines meet at ~{(a_ml - a_sk) / (b_sk - b_ml):,.0f} rows"
+    else:
+        text += (
+            ": MLlib's per-row cost is the higher one, so its time per row never meets sklearn's"
+        )
+    return value, text
+
+
+def _line(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """(intercept, slope) of the least-squares line through `points`."""
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    slope = sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
+    return my - slope * mx, slope
 
 
 # --- 2. CrossValidator parallelism -----------------------------------------------------------
@@ -347,7 +456,203 @@ def bench_cv(spark, args, data: dict[str, str], notes: list[str]):
     return [p1, p2], {"cv_parallel_speedup": p1.best / p2.best}
 
 
-# --- 3. scoring ------------------------------------------------------------------------------
+# --- 3. the train job's fit + CV + evaluation vs the same MLlib calls by hand ----------------
+
+TEST_DAYS = 7  # model_spec's test_days: the last 7 days of label time are the test window
+PHASE_ORDER = [
+    "hold_out: split, cache, label summary, counts",
+    "time fold boundaries",
+    "CrossValidator fit",
+    "test metrics",
+    "naive baselines",
+    "feature weights",
+]
+
+
+def bench_train(spark, args, data: dict[str, str], notes: list[str]):
+    from pyspark.ml import Pipeline
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.ml.regression import LinearRegression
+    from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
+    from pyspark.sql import functions as F
+
+    import lakeloop.jobs.train as job
+    from lakeloop.ml import pipeline as mlp
+    from lakeloop.spec import REGRESSION_METRICS
+    from lakeloop.transforms.modeling import model_input
+
+    spec = model_spec(grid=CV_GRID, params={"maxIter": 50})
+    parts = args.cv_partitions or spark.sparkContext.defaultParallelism
+    parallelism = args.config_parallelism
+
+    def cached(which: str, every: int):
+        """What the job trains on (model_input of the training set), cached once, untimed."""
+        src = spark.read.parquet(data[which]).where(F.col(KEY) % every == 0)
+        rows = model_input(src, spec, Y, TS).repartition(parts).cache()
+        n, last = rows.agg(F.count(F.lit(1)), F.max(F.to_date(TS))).first()
+        return rows, n, last - dt.timedelta(days=TEST_DAYS - 1)
+
+    def ours(rows, test_start: dt.date) -> dict:
+        # what jobs/train.run does between reading the training set and MLflow
+        estimator = mlp.build_pipeline(spec)
+        grid = mlp.param_grid(estimator, spec)
+        held = job.hold_out(rows, spec, TS, "UTC", test_start)
+        try:
+            tuned = job.tune_and_score(held, estimator, grid, spec, TS, parallelism)
+        finally:
+            held.unpersist()
+        lr = tuned.model.stages[-1]
+        return {
+            "best": {"regParam": lr.getRegParam(), "elasticNetParam": lr.getElasticNetParam()},
+            "metrics": tuned.metrics,
+            "cv": [avg for _, avg in tuned.cv_results],
+            "rows": (held.train_rows, held.test_rows),
+        }
+
+    def bare(rows, test_start: dt.date) -> dict:
+        # the same MLlib calls written by hand: split, time folds, CrossValidator, evaluators
+        start = F.lit(dt.datetime.combine(test_start, dt.time(), dt.UTC))
+        train, test = rows.where(F.col(TS) < start), rows.where(F.col(TS) >= start)
+        with phase("time fold boundaries", spark):
+            secs = train.select(F.unix_timestamp(TS).cast("double").alias("t"))
+            cuts = secs.approxQuantile("t", [i / CV_FOLDS for i in range(1, CV_FOLDS)], 0.0001)
+        fold = sum(
+            F.when(F.col(TS) >= F.lit(dt.datetime.fromtimestamp(c, dt.UTC)), 1).otherwise(0)
+            for c in cuts
+        )
+        folded = train.withColumn("fold", fold.cast("int"))
+        lr = LinearRegression(featuresCol="features", labelCol=Y, maxIter=50)
+        grid = ParamGridBuilder()
+        for name, values in sorted(CV_GRID.items()):
+            grid = grid.addGrid(lr.getParam(name), values)
+        cv = CrossValidator(
+            estimator=Pipeline(
+                stages=[VectorAssembler(inputCols=FEATURE_COLS, outputCol="features"), lr]
+            ),
+            estimatorParamMaps=grid.build(),
+            evaluator=RegressionEvaluator(labelCol=Y, metricName="rmse"),
+            numFolds=CV_FOLDS,
+            foldCol="fold",
+            parallelism=parallelism,
+            seed=spec.tuning.seed,
+        )
+        cv_model = cv.fit(folded)
+        best = cv_model.bestModel
+        with phase("test metrics", spark):
+            scored = best.transform(test)
+            metrics = {
+                m: RegressionEvaluator(labelCol=Y, metricName=m).evaluate(scored)
+                for m in REGRESSION_METRICS
+            }
+        fitted = best.stages[-1]
+        return {
+            "best": {
+                "regParam": fitted.getRegParam(),
+                "elasticNetParam": fitted.getElasticNetParam(),
+            },
+            "metrics": metrics,
+            "cv": list(cv_model.avgMetrics),
+        }
+
+    every = max(1, args.rows // args.cv_rows)
+    t = time.perf_counter()
+    warm, n_warm, warm_start = cached("warm", 1)
+    main, n_main, test_start = cached("main", every)
+    say(
+        f"train: {n_main:,} rows (every {every}th of {args.rows:,}) cached in {parts} partitions "
+        f"in {time.perf_counter() - t:.1f}s; test window from {test_start} ({TEST_DAYS} days)"
+    )
+    wrap = [
+        (job, "hold_out", PHASE_ORDER[0]),
+        (job, "_fold_boundaries", PHASE_ORDER[1]),
+        (CrossValidator, "_fit", PHASE_ORDER[2]),
+        (job, "evaluate", PHASE_ORDER[3]),  # the model's metrics (tune_and_score's own call)
+        (job, "naive_baseline", PHASE_ORDER[4]),
+        (mlp, "feature_weights", PHASE_ORDER[5]),
+    ]
+    sides = [
+        (Side("train  ours: hold_out + tune_and_score", n_main), ours),
+        (Side("train  bare: MLlib calls by hand", n_main), bare),
+    ]
+    jobs_by_phase: dict[str, list[dict[str, int]]] = {s.name: [] for s, _ in sides}
+
+    def run(side: Side, fn):
+        def go(_rep: int):
+            PHASE_JOBS.clear()
+            out = fn(main, test_start)
+            jobs_by_phase[side.name].append(dict(PHASE_JOBS))
+            return out
+
+        return go
+
+    try:
+        with timed_methods(wrap, spark):
+            say(f"train: warm-up on {n_warm:,} rows, one run of each side")
+            for side, fn in sides:
+                t = time.perf_counter()
+                fn(warm, warm_start)
+                say(f"  warm-up {side.name}: {time.perf_counter() - t:.2f}s")
+            say(f"train: timed runs, {args.repeats} per side, order alternating")
+            with CpuWatch("the timed train runs", notes, say, note_always=True):
+                runs = [(s, run(s, fn)) for s, fn in sides]
+                last = alternate(args.repeats, runs, spark=spark, stages=True)
+    finally:
+        warm.unpersist()
+        main.unpersist()
+    got, want = last
+    if got["best"] != want["best"]:
+        raise BenchError(f"train: best params differ: ours {got['best']} vs bare {want['best']}")
+    for name, value in want["metrics"].items():
+        if abs(got["metrics"][name] - value) > 1e-9 * max(abs(value), 1e-300):
+            raise BenchError(
+                f"train: test {name} differs: ours {got['metrics'][name]!r} vs bare {value!r}"
+            )
+    if any(abs(a - b) > 1e-9 * abs(b) for a, b in zip(got["cv"], want["cv"], strict=True)):
+        raise BenchError(
+            f"train: CV means differ (not the same folds?): {got['cv']} vs {want['cv']}"
+        )
+    say(
+        f"train: same answer: best {got['best']}, test metrics "
+        + ", ".join(f"{k} {v:.6g}" for k, v in got["metrics"].items())
+        + f" on {got['rows'][1]:,} test rows ({got['rows'][0]:,} training)"
+    )
+    o, b = sides[0][0], sides[1][0]
+    SECONDARY["train_vs_bare_mllib"] = (
+        f"by CPU s (least of the runs, this process + its JVM): {b.best_cpu / o.best_cpu:.2f}"
+    )
+    SECONDARY["train_vs_bare_mllib (phases)"] = _train_breakdown(o, b, jobs_by_phase)
+    notes.append(
+        f"train: {n_main:,} rows, grid {CV_GRID} (maxIter 50) x {CV_FOLDS} time folds, "
+        f"parallelism {parallelism}; ours = jobs/train.py hold_out + tune_and_score (split, "
+        f"caches, label summary, counts, folds, CV, test metrics, naive baselines, feature "
+        f"weights); bare = split, approxQuantile folds, CrossValidator, {len(want['metrics'])} "
+        "RegressionEvaluators on the test window; same best params, CV means and test metrics"
+    )
+    return [o, b], {"train_vs_bare_mllib": b.best / o.best}
+
+
+def _train_breakdown(ours, bare, jobs_by_phase: dict[str, list[dict[str, int]]]) -> str:
+    """Where ours' extra time goes: per phase, seconds and Spark jobs of each side's best run."""
+    oi, bi = ours.times.index(ours.best), bare.times.index(bare.best)
+    op, bp = ours.phases[oi], bare.phases[bi]
+    oj, bj = jobs_by_phase[ours.name][oi], jobs_by_phase[bare.name][bi]
+    cells = []
+    for label in PHASE_ORDER:
+        if label in op or label in bp:
+            cells.append(
+                f"{label}: ours {op.get(label, 0.0):.2f}s/{oj.get(label, 0)} jobs, "
+                f"bare {bp.get(label, 0.0):.2f}s/{bj.get(label, 0)} jobs"
+            )
+    rest_o, rest_b = ours.best - sum(op.values()), bare.best - sum(bp.values())
+    cells.append(f"the rest (driver, lazy plans): ours {rest_o:.2f}s, bare {rest_b:.2f}s")
+    return (
+        f"ours {ours.best:.2f}s in {ours.best_of(ours.jobs)} Spark jobs, bare {bare.best:.2f}s in "
+        f"{bare.best_of(bare.jobs)} (+{ours.best - bare.best:.2f}s); by phase: " + "; ".join(cells)
+    )
+
+
+# --- 4. scoring ------------------------------------------------------------------------------
 
 
 def bench_scoring(spark, args, data: dict[str, str], scratch: Path, model, notes: list[str]):
@@ -460,7 +765,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/train.py", description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows to fit and to score")
     p.add_argument(
-        "--cv-rows", type=int, default=DEFAULT_CV_ROWS, help="about this many rows for the CV"
+        "--cv-rows",
+        type=int,
+        default=DEFAULT_CV_ROWS,
+        help="about this many rows for the CV and train parts",
     )
     p.add_argument("--repeats", type=int, default=3, help="timed runs per side (best counts)")
     p.add_argument(
@@ -469,10 +777,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="partitions the CV slice is cached in (default: Spark's cores, 2 here)",
     )
+    p.add_argument(
+        "--sizes",
+        default=None,
+        help="more row counts, comma-separated, to time the fit sides at for the MLlib/sklearn "
+        "crossover (default: --rows / 10 and --rows / 3; '' for none)",
+    )
     p.add_argument("--warmup-rows", type=int, default=WARMUP_ROWS, help="rows of the warm-ups")
     p.add_argument("--files", type=int, default=4, help="Parquet files the data is written in")
     p.add_argument("--skip-fit", action="store_true", help="no MLlib vs sklearn")
     p.add_argument("--skip-cv", action="store_true", help="no CrossValidator parallelism")
+    p.add_argument("--skip-train", action="store_true", help="no train job vs bare MLlib")
     p.add_argument("--skip-scoring", action="store_true", help="no scoring")
     p.add_argument("--no-diagnostics", action="store_true", help="only the sides the ratios need")
     p.add_argument("--env", default="dev", help="config environment (its Spark settings)")
@@ -483,9 +798,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("rows", "cv_rows", "repeats", "warmup_rows", "files", "cv_partitions"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        sizes = (
+            [args.rows // 10, args.rows // 3]
+            if args.sizes is None
+            else [int(v.replace("_", "")) for v in args.sizes.split(",") if v.strip()]
+        )
+    except ValueError:
+        p.error(f"--sizes {args.sizes!r}: give row counts separated by commas, e.g. 100000,300000")
+    if any(n < 1000 for n in sizes):
+        p.error(f"--sizes {args.sizes}: each size must be at least 1000 rows")
+    args.sizes = sorted(set(sizes) - {args.rows})
     if args.cv_rows > args.rows:
         p.error("--cv-rows must not exceed --rows (the CV slice is taken from them)")
-    if args.skip_fit and args.skip_cv and args.skip_scoring:
+    if args.skip_fit and args.skip_cv and args.skip_train and args.skip_scoring:
         p.error("nothing to do: every part is skipped")
     return args
 
@@ -495,6 +821,8 @@ def report(sides: list[Side], ratios: dict[str, float | None], notes: list[str])
     timing.print_report(
         sides, ratios, GOALS, notes, secondary=secondary, name_width=46, jobs_width=5
     )
+    for name, value in METRICS.items():
+        print(f"metric {name} {value}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -521,6 +849,10 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     write_data(Path(data["warm"]), args.warmup_rows, 2, seed=11)
     write_data(Path(data["main"]), args.rows, args.files, seed=7)
+    if not args.skip_fit:
+        for n in args.sizes:
+            data[size_key(n)] = str(scratch / f"data_{n}")
+            write_data(Path(data[size_key(n)]), n, args.files, seed=7)
     size = sum(f.stat().st_size for f in Path(data["main"]).glob("*.parquet"))
     say(
         f"data: {args.rows:,} rows x {len(FEATURE_COLS)} features + key, ts, label in "
@@ -538,6 +870,11 @@ def main(argv: list[str] | None = None) -> int:
                 model = out[2]
         if not args.skip_cv:
             out = res.part("cv", lambda: bench_cv(spark, args, data, res.notes))
+            if out:
+                res.sides += out[0]
+                res.ratios.update(out[1])
+        if not args.skip_train:
+            out = res.part("train", lambda: bench_train(spark, args, data, res.notes))
             if out:
                 res.sides += out[0]
                 res.ratios.update(out[1])
@@ -560,6 +897,7 @@ def main(argv: list[str] | None = None) -> int:
 
     wanted = [] if args.skip_fit else ["mllib_vs_sklearn"]
     wanted += [] if args.skip_cv else ["cv_parallel_speedup"]
+    wanted += [] if args.skip_train else ["train_vs_bare_mllib"]
     wanted += [] if args.skip_scoring else ["scoring_vs_bare"]
     return res.finish(wanted, report)
 

@@ -48,11 +48,10 @@ from timing import PHASES, BenchError, Side, alternate, say
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_ROOT = ROOT / ".bench"
 GOALS = {
-    "gate_vs_one_scan": 0.67,
+    "gate_vs_one_scan": 0.8,
     "gate_vs_gx_default": 3.0,
-    "pit_vs_range_join": 1.0,
-    "pit_vs_naive_join": 3.0,
-}
+    "pit_vs_range_join": 2.0,
+}  # pit_vs_naive_join: a reference (a different, leaky answer)
 DEFAULT_ROWS = 1_000_000
 WARMUP_ROWS = 20_000
 

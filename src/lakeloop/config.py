@@ -42,6 +42,7 @@ _NOT_SECRET = re.compile(r"(credentials?|token)[._-]?provider(\.type)?$", re.IGN
 _AUTH_SECTION = re.compile(r"(^|[._])(auth\w*|sasl|ssl|security|credentials?)([._]|$)", re.I)
 _KEYISH = re.compile(r"[._-]key$", re.IGNORECASE)
 _SECRET_VALUES: set[str] = set()
+_CONNECT_URL = re.compile(r"sc://[^/:;\s]+(:\d{1,5})?(/.*)?")
 
 
 def is_secret_key(path: str) -> bool:
@@ -115,6 +116,19 @@ class SparkSettings(Strict):
     # Spark settings whose values are secrets: Spark key -> the environment variable holding
     # the value (e.g. spark.hadoop.fs.s3a.secret.key: AWS_SECRET_ACCESS_KEY).
     extra_conf_env: dict[str, str] = Field(default_factory=dict)
+    # Spark Connect: `sc://host:port` of a long-lived server (`python -m lakeloop.connect_server
+    # up` starts one with the project's jars). Set, `build_spark` returns a Connect client
+    # session and starts no JVM (master, jars and driver options are the server's).
+    remote: str | None = None
+
+    @field_validator("remote")
+    @classmethod
+    def _connect_url(cls, v: str | None) -> str | None:
+        if v is not None and not _CONNECT_URL.fullmatch(v):
+            raise ValueError(
+                f"{v!r} is not a Spark Connect URL: expected sc://host[:port][/;param=value]"
+            )
+        return v
 
     @field_validator("extra_conf", mode="before")
     @classmethod

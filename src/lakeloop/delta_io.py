@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -12,6 +13,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakeloop import storage
 from lakeloop.jobs.common import JobError
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,28 @@ def version(spark: SparkSession, path: str) -> int | None:
     if not DeltaTable.isDeltaTable(spark, path):
         return None
     return int(_latest_snapshot(spark, path).version())
+
+
+def stats_properties(columns: Sequence[str]) -> dict[str, str]:
+    """Delta table properties that keep per-file statistics of `columns` only (of none when
+    empty), for `schemas.STATS_COLUMNS`."""
+    if not columns:
+        return {"delta.dataSkippingNumIndexedCols": "0"}
+    return {"delta.dataSkippingStatsColumns": ",".join(columns)}
+
+
+def keep_properties(spark: SparkSession, path: str, properties: dict[str, str]) -> None:
+    """Give the table at `path` the `properties` it lacks (one metadata commit, once per table:
+    tables an earlier lakeloop created). Nothing when there is no table yet: the write that
+    creates it sets them (writer options). Read from the log's snapshot: no Spark job."""
+    if not properties or not DeltaTable.isDeltaTable(spark, path):
+        return
+    conf = _latest_snapshot(spark, path).metadata().configuration()
+    differ = {k: v for k, v in properties.items() if not conf.contains(k) or conf.apply(k) != v}
+    if differ:
+        pairs = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(differ.items()))
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
+        log.info("%s: table properties set: %s", path, pairs)
 
 
 def read(spark: SparkSession, path: str) -> DataFrame:
@@ -57,9 +81,13 @@ def replace_partition(
     user_metadata: str,
     partition_by: str | None = None,
     attempts: int | None = None,
-) -> None:
+    properties: dict[str, str] | None = None,
+) -> int | None:
     """Overwrite exactly the rows where `column = value` (replaceWhere): idempotent per date.
     `value` may also be several values (`column IN (...)`): one commit replaces them all.
+    Returns the version it committed (found by `user_metadata` in the newest commits of the
+    log: no Spark job), None when Delta had nothing to commit. `properties`: the table's
+    (`keep_properties`; set on the table the write creates).
 
     Two runs of the same date at once: Delta's optimistic concurrency lets one commit and
     rejects the other's commit as a whole (nothing of it lands). The loser writes the date
@@ -67,10 +95,11 @@ def replace_partition(
     same as if it had run just after the winner; the date never holds two copies. When every
     attempt conflicts, ConcurrentWriteError says so in one line."""
     attempts = attempts or WRITE_ATTEMPTS
+    keep_properties(df.sparkSession, path, properties or {})
     for attempt in range(1, attempts + 1):
         try:
-            _overwrite_where(df, path, column, value, user_metadata, partition_by)
-            return
+            _overwrite_where(df, path, column, value, user_metadata, partition_by, properties)
+            return version_written_by(df.sparkSession, path, user_metadata)
         except CONFLICTS as e:
             kind = type(e).__name__
             if attempt == attempts:
@@ -114,12 +143,14 @@ def _overwrite_where(
     value: str | Sequence[str],
     user_metadata: str,
     partition_by: str | None,
+    properties: dict[str, str] | None = None,
 ) -> None:
     w = (
         df.write.format("delta")
         .mode("overwrite")
         .option("replaceWhere", _where(column, value))
         .option("userMetadata", user_metadata)
+        .options(**(properties or {}))
     )
     if partition_by:
         w = w.partitionBy(partition_by)
@@ -145,51 +176,71 @@ def committed_txn_version(spark: SparkSession, path: str, app_id: str) -> int | 
     return int(found.get()) if found.isDefined() else None
 
 
+LOOK_BACK = 50  # commits searched for a run's own, newest first (others may commit meanwhile)
+
+
 def version_written_by(spark: SparkSession, path: str, user_metadata: str) -> int | None:
-    """The latest version of the table whose commit carries `user_metadata` (a run id)."""
-    rows = (
-        DeltaTable.forPath(spark, path)
-        .history(50)
-        .where(F.col("userMetadata") == user_metadata)
-        .agg(F.max("version").alias("v"))
-        .first()
-    )
-    return rows["v"]
+    """The latest version of the table whose commit carries `user_metadata` (a run id), None
+    when none of the newest LOOK_BACK commits does. Reads the newest commit files of the log
+    through the Hadoop FileSystem, newest first (usually one: the run's own commit is the
+    latest), never a Spark job (`history()` cost ~1 s per call)."""
+    latest = version(spark, path)
+    if latest is None:
+        return None
+    for v in range(latest, max(-1, latest - LOOK_BACK), -1):
+        info = commit_info(spark, path, v)
+        if info is not None and info.get("userMetadata") == user_metadata:
+            return v
+    return None
+
+
+def commit_info(spark: SparkSession, path: str, version: int) -> dict | None:
+    """The `commitInfo` action of the commit that made `version` (its operation, metrics and
+    `userMetadata`), None when its commit file is gone (log cleanup keeps 30 days)."""
+    uri = f"{path.rstrip('/')}/_delta_log/{version:020d}.json"
+    if not storage.exists(spark, uri):
+        return None
+    for line in storage.read_text(spark, uri).splitlines():
+        if line.startswith('{"commitInfo"'):
+            return json.loads(line)["commitInfo"]
+    return None
 
 
 def written_by(spark: SparkSession, path: str, version: int) -> str | None:
     """The `userMetadata` (the run id) of the commit that made `version`, if any."""
-    rows = (
-        DeltaTable.forPath(spark, path)
-        .history()
-        .where(F.col("version") == version)
-        .select("userMetadata")
-        .collect()
-    )
-    return rows[0]["userMetadata"] if rows else None
+    info = commit_info(spark, path, version)
+    return info.get("userMetadata") if info else None
 
 
 def append_once(
-    df: DataFrame, path: str, app_id: str, txn_version: int, user_metadata: str
-) -> int | None:
-    """Append as Delta transaction (app_id, txn_version), exactly once: when Delta's log
-    already holds txnVersion >= `txn_version` for `app_id` (a replayed micro-batch) nothing is
-    written and None is returned; otherwise the version this append committed (found by its
-    `user_metadata`, so a concurrent commit of another writer is never taken for it). Delta
-    itself also skips a (app_id, txn_version) it has, should one land in between."""
+    df: DataFrame,
+    path: str,
+    app_id: str,
+    txn_version: int,
+    user_metadata: str,
+    properties: dict[str, str] | None = None,
+) -> tuple[bool, int | None]:
+    """Append as Delta transaction (app_id, txn_version), exactly once. (False, None) when
+    Delta's log already holds txnVersion >= `txn_version` for `app_id` (a replayed
+    micro-batch): nothing is written and `df` is not evaluated. Otherwise (True, the version
+    this append committed, found by its `user_metadata`, so a concurrent commit of another
+    writer is never taken for it). Delta itself also skips a (app_id, txn_version) it has,
+    should one land in between. `properties`: as replace_partition's."""
     spark = df.sparkSession
     done = committed_txn_version(spark, path, app_id)
     if done is not None and done >= txn_version:
-        return None
+        return False, None
+    keep_properties(spark, path, properties or {})
     (
         df.write.format("delta")
         .mode("append")
         .option("txnAppId", app_id)
         .option("txnVersion", txn_version)
         .option("userMetadata", user_metadata)
+        .options(**(properties or {}))
         .save(path)
     )
-    return version_written_by(spark, path, user_metadata)
+    return True, version_written_by(spark, path, user_metadata)
 
 
 def read_version(spark: SparkSession, path: str, version: int) -> DataFrame:

@@ -1,20 +1,21 @@
-"""The run log: an append-only Delta table of runs, one row per status change of a run.
+"""The run log: an append-only Delta table of runs, one row per outcome of a run.
 
-A run appends a `running` row when it starts (its host and pid in `details`) and a row with its
-outcome (`succeeded` / `failed`, with counts, Kafka offset ranges, the Delta versions written and
-the duration) when it ends; a run killed in between leaves only its `running` row. The next run
-of the same job, pipeline and run date appends an `abandoned` row for each such run whose
-process is gone (same host, pid no longer alive); a run of another host or a live process is
-never marked. `runs()` is the log as one row per run (its latest status): read that, not the
-table.
+A run writes a marker file when it starts (its host and pid inside) under
+`<lakehouse>/_runs/<pipeline>/<job>/<date>/`, and appends ONE row with its outcome (`succeeded` /
+`failed`, with counts, Kafka offset ranges, the Delta versions written and the duration) when it
+ends, then removes its marker. A run in progress, or killed, is its marker: `runs()` shows each
+marker as a `running` row. The next run of the same job, pipeline and run date records an
+`abandoned` row for each such run whose process is gone (same host, pid no longer alive; in the
+same commit as its own outcome) and removes their markers; a run of another host or a live
+process is never marked. `runs()` is the log as one row per run (its latest status): read that,
+not the table.
 
 Why append-only: blind appends never conflict in Delta (WriteSerializable), so runs of the same
-job and date at once never fail or retry because of the log; an UPDATE/MERGE of the `running`
-row would rewrite files and conflict with another run's UPDATE of the same (unpartitioned)
-table. The runs in progress also keep a marker file each under
-`<lakehouse>/_runs/<pipeline>/<job>/<date>/`, so that the abandoned check is a folder listing:
-reading the Delta log at every start cost ~13 s more per run (a cold scan), the listing
-milliseconds. The cost per run is one extra small commit (the `running` row)."""
+job and date at once never fail or retry because of the log; an UPDATE/MERGE of a `running` row
+would rewrite files and conflict with another run's UPDATE of the same (unpartitioned) table.
+Why markers rather than a `running` row: the abandoned check is a folder listing (reading the
+Delta log at every start cost ~13 s more per run, a cold scan; the listing milliseconds), and
+each run costs one commit of the log, not two (a commit is ~0.5-1 s of a small job)."""
 
 from __future__ import annotations
 
@@ -67,9 +68,11 @@ class RunRecord:
     status: str = RUNNING
     error: str | None = None
     duration_s: float = 0.0
+    # earlier runs found abandoned at this run's start (marker, record): logged with its outcome
+    abandoned_runs: list[tuple[str, RunRecord]] = field(default_factory=list, repr=False)
 
     def add_version(self, table: str, version: int | None) -> None:
-        if version is not None:
+        if version is not None and version not in self.delta_versions.get(table, []):
             self.delta_versions.setdefault(table, []).append(version)
 
     def row(self, finished_at: dt.datetime) -> tuple:
@@ -140,8 +143,8 @@ def process_alive(pid: int, pid_start: str | None = None) -> bool:
 def recording(
     spark: SparkSession, pipeline: Pipeline, job: str, run_date: dt.date | None
 ) -> Iterator[RunRecord]:
-    """Yield a RunRecord to fill. At the start, append this run's `running` row (see begin);
-    at the end append its outcome, whether the body succeeds or fails (see finish)."""
+    """Yield a RunRecord to fill. At the start, write this run's marker (see begin); at the
+    end append its outcome, whether the body succeeds or fails (see finish)."""
     rec = RunRecord(job=job, pipeline=pipeline.name, run_date=run_date, env=pipeline.cfg.env)
     rec.details.update(process_identity())
     t0 = time.monotonic()
@@ -200,35 +203,23 @@ def write_marker(spark: SparkSession, pipeline: Pipeline, rec: RunRecord) -> Non
 
 
 def begin(spark: SparkSession, pipeline: Pipeline, rec: RunRecord) -> list[str]:
-    """A run's start: its marker, then one commit with its `running` row and an `abandoned`
-    row for each earlier run of its job/pipeline/date whose process is gone (their markers are
-    removed after it). Returns the abandoned runs' ids."""
-    stale = abandoned(spark, pipeline, rec)
+    """A run's start: its marker, and the earlier runs of its job/pipeline/date whose process
+    is gone, kept on `rec` (their `abandoned` rows go into the run's one commit at its end).
+    No commit. Returns the abandoned runs' ids."""
+    rec.abandoned_runs = abandoned(spark, pipeline, rec)
     write_marker(spark, pipeline, rec)
-    now = dt.datetime.now(dt.UTC)
-    _append_rows(spark, pipeline, [*(r.row(now) for _, r in stale), rec.row(rec.started_at)])
-    for uri, _ in stale:
-        storage.delete(spark, uri)
-    return [r.run_id for _, r in stale]
+    return [r.run_id for _, r in rec.abandoned_runs]
 
 
 def finish(spark: SparkSession, pipeline: Pipeline, rec: RunRecord) -> None:
-    """A run's end: its outcome row, then its marker removed (kept if the row could not be
-    written: the next run then records the run as abandoned rather than leave it running)."""
-    append(spark, pipeline, rec)
+    """A run's end: one commit with its outcome row and the `abandoned` rows begin found, then
+    their markers and its own removed (kept if the commit failed: the next run then records
+    the run as abandoned rather than leave it running)."""
+    now = dt.datetime.now(dt.UTC)
+    _append_rows(spark, pipeline, [*(r.row(now) for _, r in rec.abandoned_runs), rec.row(now)])
+    for uri, _ in rec.abandoned_runs:
+        storage.delete(spark, uri)
     storage.delete(spark, _marker(pipeline, rec))
-
-
-def append(
-    spark: SparkSession,
-    pipeline: Pipeline,
-    rec: RunRecord,
-    finished_at: dt.datetime | None = None,
-) -> None:
-    """One row of `rec` as it is now (a blind append). `finished_at`: when the row's status
-    was reached (a `running` row: its start)."""
-    row = rec.row(finished_at or dt.datetime.now(dt.UTC))
-    _append_rows(spark, pipeline, [row])
 
 
 def _append_rows(spark: SparkSession, pipeline: Pipeline, rows: list[tuple]) -> None:
@@ -252,12 +243,42 @@ def latest(log_rows: DataFrame) -> DataFrame:
 
 def runs(spark: SparkSession, pipeline: Pipeline) -> DataFrame:
     """The run log of `pipeline` as one row per run with its latest status (running,
-    succeeded, failed, abandoned); empty when nothing was logged yet."""
+    succeeded, failed, abandoned): the table's rows and a `running` row per marker of a run in
+    progress; empty when nothing was logged yet."""
     path = pipeline.table_path("run_log")
+    markers = spark.createDataFrame(
+        [r.row(r.started_at) for r in in_progress(spark, pipeline)], RUN_LOG
+    )
     if not DeltaTable.isDeltaTable(spark, path):
-        return spark.createDataFrame([], RUN_LOG)
+        return markers
     rows = spark.read.format("delta").load(path).where(F.col("pipeline") == pipeline.name)
-    return latest(rows)
+    return latest(rows.unionByName(markers))
+
+
+def in_progress(spark: SparkSession, pipeline: Pipeline) -> list[RunRecord]:
+    """The runs of `pipeline` in progress per their markers (or killed and not yet marked
+    abandoned), as `running` records. A folder listing, no Spark job."""
+    found = []
+    for uri in storage.glob_files(spark, pipeline.uri("_runs", pipeline.name, "*", "*", "*.json")):
+        try:
+            m = json.loads(storage.read_text(spark, uri))
+        except Exception:  # removed by its run meanwhile (it finished), or being written
+            continue
+        found.append(_from_marker(m, RUNNING))
+    return found
+
+
+def _from_marker(m: dict[str, Any], status: str, **details: str) -> RunRecord:
+    return RunRecord(
+        job=m["job"],
+        pipeline=m["pipeline"],
+        run_date=dt.date.fromisoformat(m["run_date"]) if m.get("run_date") else None,
+        env=m["env"],
+        run_id=m["run_id"],
+        started_at=dt.datetime.fromisoformat(m["started_at"]),
+        details={**{k: str(v) for k, v in (m.get("details") or {}).items()}, **details},
+        status=status,
+    )
 
 
 def _markers(spark: SparkSession, folder: str) -> list[str]:
@@ -286,19 +307,10 @@ def abandoned(
             continue  # this run, or another host's: not ours to judge
         if not d.get("pid", "").isdigit() or process_alive(int(d["pid"]), d.get("pid_start")):
             continue
-        gone = RunRecord(
-            job=m["job"],
-            pipeline=m["pipeline"],
-            run_date=dt.date.fromisoformat(m["run_date"]) if m.get("run_date") else None,
-            env=m["env"],
-            run_id=m["run_id"],
-            started_at=dt.datetime.fromisoformat(m["started_at"]),
-            details={**d, "abandoned_by": rec.run_id},
-            status=ABANDONED,
-            error=(
-                f"abandoned: its process (pid {d['pid']} on {host}) ended without recording "
-                f"an outcome (killed?); found by run {rec.run_id} of the same job and date"
-            ),
+        gone = _from_marker(m, ABANDONED, abandoned_by=rec.run_id)
+        gone.error = (
+            f"abandoned: its process (pid {d['pid']} on {host}) ended without recording "
+            f"an outcome (killed?); found by run {rec.run_id} of the same job and date"
         )
         found.append((uri, gone))
         log.warning(

@@ -77,6 +77,18 @@ DEAD_LETTER = T.StructType(
     ]
 )
 
+# The columns Delta keeps per-file statistics of (min, max, null count: data skipping), by kind
+# of table: those lakeloop's reads filter on, beside partition columns. Delta's default (the
+# first 32 columns) cost ~30% of a bronze write's CPU (the wide text columns _raw, _error,
+# _source_file; `make bench-ingest`). Set when a write creates the table, and once on a table
+# an earlier lakeloop created (delta_io.keep_properties).
+STATS_COLUMNS: dict[str, tuple[str, ...]] = {
+    "bronze_files": (),  # read by _ingest_date: its partition column
+    # unpartitioned: read by arrival or event date, and per topic/partition for offsets
+    "bronze_kafka": ("_topic", "_partition", "_offset", "_ingest_date", "_event_date"),
+    "predictions": ("model_version",),  # partitioned by prediction_date
+}
+
 OFFSET_RANGE = T.StructType(
     [
         T.StructField("topic", T.StringType(), False),

@@ -63,7 +63,10 @@ def launched_by_spark_submit() -> bool:
 def build_spark(cfg: AppConfig, app_name: str | None = None) -> SparkSession:
     """The session for `cfg`. Started here (a test, the demo, `lakeloop run`): master and jars
     from the config, jars checked. Under spark-submit the JVM exists already: its `--master`,
-    `--jars` and `--conf` win, and the Delta/Kafka classes are checked once it is up."""
+    `--jars` and `--conf` win, and the Delta/Kafka classes are checked once it is up. With
+    `spark.remote` set: a Spark Connect client session of that server (`connect_session`)."""
+    if cfg.spark.remote:
+        return connect_session(cfg)
     if cfg.spark.local_ip:
         os.environ.setdefault("SPARK_LOCAL_IP", cfg.spark.local_ip)
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
@@ -90,6 +93,59 @@ def build_spark(cfg: AppConfig, app_name: str | None = None) -> SparkSession:
         spark.sparkContext.appName,
         spark.sparkContext.master,
     )
+    return spark
+
+
+# Settings a Connect server takes at its start only (lakeloop.connect_server passes them):
+# a client session cannot change them.
+SERVER_ONLY = frozenset(
+    {
+        "spark.sql.extensions",
+        "spark.sql.catalog.spark_catalog",
+        "spark.sql.warehouse.dir",
+    }
+)
+
+
+def connect_conf(cfg: AppConfig) -> dict[str, str]:
+    """The settings a Connect client sets on its session on the server: lakeloop's SQL and
+    Delta session settings (`spark.sql.*`, `spark.databricks.*`). The rest (jars, extensions,
+    driver memory, credentials) the server got at its start."""
+    return {
+        k: v
+        for k, v in session_conf(cfg, launches_jvm=False).items()
+        if k.startswith(("spark.sql.", "spark.databricks.")) and k not in SERVER_ONLY
+    }
+
+
+def connect_session(cfg: AppConfig) -> SparkSession:
+    """A Spark Connect client session of the server at `spark.remote`; no JVM starts here.
+
+    ConnectServerError naming the URL and how to start the server when nothing answers there
+    (checked before the client is built: its gRPC retries would take minutes to give up)."""
+    from lakeloop.connect_server import ConnectServerError, address, start_hint
+    from lakeloop.procs import port_open
+
+    url = cfg.spark.remote
+    assert url is not None
+    host, port = address(url)
+    if not port_open(host, port, timeout=2.0):
+        raise ConnectServerError(
+            f"no Spark Connect server answers at {url} (spark.remote): {start_hint(cfg)}, "
+            "or unset spark.remote to start a Spark JVM in this process"
+        )
+    builder = SparkSession.builder.remote(url)
+    for k, v in connect_conf(cfg).items():
+        builder = builder.config(k, v)
+    try:
+        spark = builder.getOrCreate()
+        version = spark.version
+    except Exception as e:  # gRPC: the port answers but is not a Connect server, or it failed
+        raise ConnectServerError(
+            f"the Spark Connect server at {url} (spark.remote) did not accept a session: "
+            f"{str(e).splitlines()[0][:500]}; {start_hint(cfg)}"
+        ) from e
+    log.info("spark %s session connect remote=%s", version, url)
     return spark
 
 

@@ -1,6 +1,7 @@
-"""The run log: a `running` row at a run's start and its outcome at its end; a run killed in
-between stays `running` until the next run of its job and date marks it `abandoned` (only when
-its process is gone from this host: never a live run, never another host's)."""
+"""The run log: a marker at a run's start (shown as `running`), one row with its outcome at
+its end; a run killed in between stays `running` until the next run of its job and date marks
+it `abandoned` (only when its process is gone from this host: never a live run, never another
+host's)."""
 
 import datetime as dt
 import os
@@ -60,7 +61,7 @@ def _gone() -> tuple[int, str]:
 
 
 def _running(p, run_date, host, pid, pid_start=None) -> runlog.RunRecord:
-    """The record of a run of another process, as it is when it appends its `running` row."""
+    """The record of a run of another process, as it is when it writes its marker."""
     rec = runlog.RunRecord(job=JOB, pipeline=p.name, run_date=run_date, env=p.cfg.env)
     rec.details.update(host=host, pid=str(pid), **({"pid_start": pid_start} if pid_start else {}))
     return rec
@@ -85,8 +86,10 @@ def test_next_run_marks_only_its_own_dead_runs_abandoned(spark, landed):
         }
         for r in earlier.values():  # what each of those runs did at its start
             runlog.write_marker(spark, p, r)
-        runlog._append_rows(spark, p, [r.row(r.started_at) for r in earlier.values()])
         dead, reused, alive, mine, elsewhere, other_date = (r.run_id for r in earlier.values())
+        # before any commit of the log: the markers are the runs in progress
+        assert set(_status(spark, p).values()) == {"running"} and len(_status(spark, p)) == 6
+        before = delta_io.version(spark, p.table_path("run_log"))
 
         rec = ingest_files.run(spark, p, D1)
 
@@ -108,16 +111,11 @@ def test_next_run_marks_only_its_own_dead_runs_abandoned(spark, landed):
     row = runlog.runs(spark, p).where(F.col("run_id") == dead).first()
     assert row.details["abandoned_by"] == rec.run_id
     assert f"its process (pid {row.details['pid']} on {host}) ended without recording" in row.error
-    # append-only: the table keeps each status change; runs() shows the latest per run
+    # one commit per run: its outcome and the abandoned runs it found, together
     raw = delta_io.read(spark, p.table_path("run_log"))
-    assert sorted(r.status for r in raw.where(F.col("run_id") == dead).collect()) == [
-        "abandoned",
-        "running",
-    ]
-    assert sorted(r.status for r in raw.where(F.col("run_id") == rec.run_id).collect()) == [
-        "running",
-        "succeeded",
-    ]
+    assert delta_io.version(spark, p.table_path("run_log")) == (0 if before is None else before + 1)
+    assert [r.status for r in raw.where(F.col("run_id") == dead).collect()] == ["abandoned"]
+    assert [r.status for r in raw.where(F.col("run_id") == rec.run_id).collect()] == ["succeeded"]
 
 
 def test_latest_row_per_run_prefers_an_outcome_over_abandoned_over_running(spark):

@@ -1,6 +1,8 @@
 """The model builder, its spec checks, the time split/folds, scoring and the promotion gate."""
 
 import datetime as dt
+import uuid
+from types import SimpleNamespace
 
 import pytest
 from pyspark.ml.classification import LogisticRegression
@@ -16,8 +18,9 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from lakeloop.config import ConfigError, SpecError
+from lakeloop.ml import gate
 from lakeloop.ml import pipeline as mlp
-from lakeloop.ml.gate import decide, naive_baseline
+from lakeloop.ml.gate import decide, evaluate, evaluate_each, naive_baseline
 from lakeloop.ml.tracking import ModelRef
 from lakeloop.spec import ModelSpec
 from lakeloop.transforms.modeling import (
@@ -341,3 +344,89 @@ def test_time_folds_do_not_depend_on_the_local_time_zone(spark, monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def _scored(spark, task: str):
+    """Predictions that are right on some rows and wrong on others (every metric in (0, 1))."""
+    if task == "regression":
+        rows = [(float(i % 7), float(i % 7) + (i % 3) - 1.0) for i in range(40)]
+        return spark.createDataFrame(rows, f"{mlp.LABEL} double, {mlp.PREDICTION} double")
+    from pyspark.ml.linalg import Vectors, VectorUDT
+    from pyspark.sql import types as T
+
+    rows = []
+    for i in range(40):
+        p = ((i * 37) % 100) / 100  # scores that order the labels only partly
+        label, pred = float(i % 3 == 0), float(p > 0.6)
+        rows.append((label, pred, Vectors.dense([1 - p, p]), Vectors.dense([1 - p, p])))
+    schema = T.StructType(
+        [
+            T.StructField(mlp.LABEL, T.DoubleType()),
+            T.StructField(mlp.PREDICTION, T.DoubleType()),
+            T.StructField(mlp.PROBABILITY, VectorUDT()),
+            T.StructField(mlp.RAW_PREDICTION, VectorUDT()),
+        ]
+    )
+    return spark.createDataFrame(rows, schema)
+
+
+def _jobs(spark, fn):
+    """fn()'s result and the Spark jobs it started."""
+    sc = spark.sparkContext
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    sc.setJobGroup(group, "count jobs")
+    try:
+        out = fn()
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    return out, len(sc.statusTracker().getJobIdsForGroup(group))
+
+
+@pytest.mark.parametrize(
+    ("task", "estimator"),
+    [("regression", "linear_regression"), ("classification", "logistic_regression")],
+)
+def test_evaluate_gives_each_evaluators_value_in_fewer_passes(spark, task, estimator):
+    spec = _spec(task=task, estimator={"type": estimator})
+    scored = _scored(spark, task).cache()
+    try:
+        each, each_jobs = _jobs(spark, lambda: evaluate_each(spec, scored))
+        got, got_jobs = _jobs(spark, lambda: evaluate(spec, scored))
+    finally:
+        scored.unpersist()
+    assert list(got) == list(spec.metrics)
+    assert got == each  # the same values, bit for bit
+    assert all(0.0 < v < 1.0 for k, v in got.items() if k not in ("rmse", "mae")), got
+    assert got_jobs < each_jobs, (got_jobs, each_jobs)
+
+
+def test_evaluate_without_a_jvm_takes_a_pass_per_metric(monkeypatch):
+    calls = []
+    monkeypatch.setattr(gate, "evaluate_each", lambda spec, df: calls.append(df) or {"rmse": 1.0})
+    connect_like = SimpleNamespace(sparkSession=SimpleNamespace())  # no `_jvm`
+    assert gate.evaluate(_spec(), connect_like) == {"rmse": 1.0}
+    assert calls == [connect_like]
+
+
+def test_hold_out_splits_caches_and_summarizes(spark):
+    from lakeloop.jobs.train import hold_out
+
+    spec = _spec()
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    rows = spark.createDataFrame(
+        [
+            (float(i), float(i % 3), "ab"[i % 2], start + dt.timedelta(days=i), float(v), "x")
+            for i, v in enumerate([1, 2, 3, 4, 100, 7, 8])
+        ],
+        f"x double, y double, c string, t timestamp, {mlp.LABEL} double, extra string",
+    )
+    held = hold_out(rows, spec, "t", "UTC", dt.date(2026, 1, 6))  # the last 2 days test
+    try:
+        assert (held.train_rows, held.test_rows) == (5, 2)
+        assert (held.mean, held.median) == (22.0, 3.0)
+        assert held.train.columns == ["x", "y", "c", "t", mlp.LABEL]  # the model's columns
+        assert "extra" in held.test.columns  # a champion may read other columns
+        assert held.train.is_cached and held.test.is_cached
+    finally:
+        held.unpersist()
+    assert not held.train.is_cached and not held.test.is_cached

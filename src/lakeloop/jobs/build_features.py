@@ -112,7 +112,8 @@ def merge_features(
     spark: SparkSession, pipeline: Pipeline, batch: DataFrame, run_id: str
 ) -> tuple[int, int]:
     """MERGE `batch` into the feature table; (the version committed, rows it inserted or
-    updated), both from the one history entry of that commit."""
+    updated): the rows from the MERGE's own result, the version from its commit (no
+    `history()` job)."""
     spec = _spec(pipeline)
     path = pipeline.table_path(spec.table)
     if delta_io.version(spark, path) is None:
@@ -120,20 +121,19 @@ def merge_features(
     cond = " AND ".join(f"t.{c} = s.{c}" for c in [*pipeline.spec.entity_keys, FEATURE_TS])
     spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", run_id)
     try:
-        (
+        m = (
             DeltaTable.forPath(spark, path)
             .alias("t")
             .merge(batch.alias("s"), cond)
             .whenMatchedUpdateAll()
             .whenNotMatchedInsertAll()
             .execute()
+            .first()
         )
     finally:
         spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
-    commit = DeltaTable.forPath(spark, path).history(1).first()
-    m = commit["operationMetrics"] or {}
-    merged = int(m.get("numTargetRowsInserted", 0)) + int(m.get("numTargetRowsUpdated", 0))
-    return commit["version"], merged
+    merged = int(m["num_inserted_rows"]) + int(m["num_updated_rows"])
+    return delta_io.version_written_by(spark, path, run_id), merged
 
 
 def chunks(start: dt.date, end: dt.date, days: int) -> list[tuple[dt.date, dt.date]]:

@@ -19,12 +19,13 @@ from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog, storage
 from lakeloop.jobs.common import JobError, main_for
-from lakeloop.schemas import read_struct
+from lakeloop.schemas import STATS_COLUMNS, read_struct
 from lakeloop.spec import FileSource, Pipeline
 from lakeloop.transforms.bronze import CORRUPT, csv_listing_records, json_listing_records
 
 log = logging.getLogger(__name__)
 JOB = "ingest_files"
+BRONZE_PROPERTIES = delta_io.stats_properties(STATS_COLUMNS["bronze_files"])
 
 
 @contextmanager
@@ -160,13 +161,14 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                 formats = sorted({s.format for s in sources})
                 bronze, counts = observed_counts(bronze, formats)
                 try:
-                    delta_io.replace_partition(
+                    written = delta_io.replace_partition(
                         bronze,
                         path,
                         "_ingest_date",
                         date.isoformat(),
                         rec.run_id,
                         partition_by="_ingest_date",
+                        properties=BRONZE_PROPERTIES,
                     )
                 except AnalysisException as e:
                     if "header" in str(e).lower() or "CSV" in str(e):
@@ -177,7 +179,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                     if "does not conform to the schema" in msg or "CSV header" in msg:
                         raise JobError(header_error(table_key, sources, files, msg)) from None
                     raise
-            rec.add_version(pipeline.spec.table(table_key), delta_io.version(spark, path))
+            rec.add_version(pipeline.spec.table(table_key), written)
             got = counts.get
             for fmt in formats:
                 rec.input_counts[f"{table_key}.{fmt}.records"] = got[f"{fmt}.records"]

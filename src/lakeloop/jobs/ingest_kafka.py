@@ -20,18 +20,26 @@ from contextlib import contextmanager
 from typing import Any
 
 from pyspark.errors import StreamingQueryException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog, storage
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.kafka_io import bootstrap, spark_source_options, topic_partitions
-from lakeloop.schemas import KAFKA_LINEAGE
+from lakeloop.schemas import KAFKA_LINEAGE, STATS_COLUMNS
 from lakeloop.spec import KafkaSource, Pipeline
-from lakeloop.transforms.bronze import dead_letters, good_records, kafka_records, offset_ranges
+from lakeloop.transforms.bronze import (
+    batch_stats,
+    dead_letters,
+    good_records,
+    kafka_records,
+    offset_ranges,
+    ranges_of,
+)
 
 log = logging.getLogger(__name__)
 JOB = "ingest_kafka"
+BRONZE_PROPERTIES = delta_io.stats_properties(STATS_COLUMNS["bronze_kafka"])
 
 
 def checkpoint_query_id(spark: SparkSession, checkpoint: str) -> str:
@@ -199,7 +207,10 @@ def ingest_source(
     source: KafkaSource,
     date: dt.date,
     rec: runlog.RunRecord,
+    partitions: list[int],
 ) -> None:
+    """The source's new messages -> bronze + dead letters. `partitions`: the topic's partition
+    ids as the run started (a batch reading another one is still counted, a slower way)."""
     columns = source.value_schema
     bronze_path = pipeline.table_path(source.table)
     dl_path = pipeline.table_path(source.dead_letter_table)
@@ -213,43 +224,57 @@ def ingest_source(
         rec.details[f"{source.name}.resumed_from_tables"] = starting
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
+        """One pass over the batch in the common case: the good records' append computes the
+        batch's counts and offset ranges (observe); the batch is read again only for dead
+        letters, or to count a batch replayed after a crash (not cached: one pass will do)."""
         records = kafka_records(
             batch, columns, batch_id, date, source.event_time_field, pipeline.spec.timezone
-        ).persist()
-        try:
+        )
+        obs = Observation(f"kafka_batch_{source.name}_{batch_id}")
+        observed = records.observe(obs, *batch_stats(partitions))
+        wrote, v_bronze = delta_io.append_once(
+            good_records(observed, columns),
+            bronze_path,
+            app_id,
+            batch_id,
+            rec.run_id,
+            BRONZE_PROPERTIES,
+        )
+        # the observed counts exist once the append ran; a replayed batch (or an append
+        # Delta skipped) is counted by an aggregate of its own
+        committed = wrote and v_bronze is not None
+        stats = obs.get if committed else records.agg(*batch_stats(partitions)).first().asDict()
+        if stats["other"]:  # a partition added during the run: count per partition the long way
             ranges = [r.asDict() for r in offset_ranges(records).collect()]
-            n = sum(r["messages"] for r in ranges)
-            bad = sum(r["dead_letters"] for r in ranges)
-            v_bronze = v_dl = None
-            if n - bad:
-                v_bronze = delta_io.append_once(
-                    good_records(records, columns), bronze_path, app_id, batch_id, rec.run_id
-                )
-            if bad:
-                v_dl = delta_io.append_once(
-                    dead_letters(records), dl_path, app_id, batch_id, rec.run_id
-                )
-            replayed = (n - bad and v_bronze is None) or (bad and v_dl is None)
-            batches.append(
-                {
-                    "batch_id": batch_id,
-                    "ranges": ranges,
-                    "messages": n,
-                    "dead_letters": bad,
-                    "replayed": bool(replayed),
-                }
-            )
-            rec.add_version(pipeline.spec.table(source.table), v_bronze)
-            rec.add_version(pipeline.spec.table(source.dead_letter_table), v_dl)
-            log.info(
-                "batch %d: %d messages, %d dead letters%s",
-                batch_id,
-                n,
-                bad,
-                " (already committed by an earlier attempt: skipped)" if replayed else "",
-            )
-        finally:
-            records.unpersist()
+        else:
+            ranges = ranges_of(stats, source.topic, partitions)
+        n, bad = stats["messages"], stats["dead_letters"]
+        v_dl = (
+            delta_io.append_once(
+                dead_letters(records), dl_path, app_id, batch_id, rec.run_id, BRONZE_PROPERTIES
+            )[1]
+            if bad
+            else None
+        )
+        replayed = (n - bad > 0 and not committed) or (bad > 0 and v_dl is None)
+        batches.append(
+            {
+                "batch_id": batch_id,
+                "ranges": ranges,
+                "messages": n,
+                "dead_letters": bad,
+                "replayed": bool(replayed),
+            }
+        )
+        rec.add_version(pipeline.spec.table(source.table), v_bronze)
+        rec.add_version(pipeline.spec.table(source.dead_letter_table), v_dl)
+        log.info(
+            "batch %d: %d messages, %d dead letters%s",
+            batch_id,
+            n,
+            bad,
+            " (already committed by an earlier attempt: skipped)" if replayed else "",
+        )
 
     try:
         _run_query(spark, pipeline, source, checkpoint, starting, write_batch)
@@ -316,16 +341,17 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
     with runlog.recording(spark, pipeline, JOB, date) as rec:
         # Every topic is checked before any lock, checkpoint or query: Spark's consumer would
         # wait for a missing topic (or have a broker auto-create it) instead of failing.
+        partitions: dict[str, list[int]] = {}
         for source in pipeline.spec.sources.kafka:
             try:
-                exists = bool(topic_partitions(pipeline.cfg, source))
+                partitions[source.name] = topic_partitions(pipeline.cfg, source)
             except ConnectionError as e:
                 raise JobError(f"source {source.name}: {e}; nothing was written") from None
-            if not exists:
+            if not partitions[source.name]:
                 raise JobError(f"{missing_topic_message(pipeline, source)}; nothing was written")
         for source in pipeline.spec.sources.kafka:
             with source_lock(spark, pipeline.checkpoint(source), source, rec.run_id):
-                ingest_source(spark, pipeline, source, date, rec)
+                ingest_source(spark, pipeline, source, date, rec, partitions[source.name])
     return rec
 
 

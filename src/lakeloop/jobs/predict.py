@@ -18,12 +18,13 @@ import logging
 import sys
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog
 from lakeloop.jobs.common import JobError, main_for
 from lakeloop.ml import tracking
+from lakeloop.schemas import STATS_COLUMNS
 from lakeloop.spec import Pipeline
 from lakeloop.timezones import day_bounds, local_date
 from lakeloop.transforms.features import FEATURE_DATE, FEATURE_TS
@@ -66,17 +67,33 @@ def entities_of_day(
         .groupBy(*keys, ts)
         .agg(F.min("_ingest_date").alias("_ingest_date"))
     )
-    have = features.select(*keys, F.col(FEATURE_TS).alias(ts)).distinct()
-    missing = of_day.join(have, [*keys, ts], "left_anti")
-    r = of_day.agg(F.count(F.lit(1)).alias("n")).first()
-    m = missing.agg(
-        F.count(F.lit(1)).alias("n"),
-        F.array_join(F.array_sort(F.collect_set(F.col("_ingest_date").cast("string"))), ", ").alias(
-            "dates"
-        ),
+    # one aggregate answers all three counts: (keys, feature_ts) is the feature table's MERGE
+    # key, so each entity meets at most one feature row
+    have = features.select(*keys, F.col(FEATURE_TS).alias(ts), F.lit(True).alias("_feature"))
+    joined = of_day.withColumn("_entity", F.lit(True)).join(have, [*keys, ts], "full_outer")
+    missing = F.col("_entity") & F.col("_feature").isNull()
+    r = joined.agg(
+        F.count("_entity").alias("entities"),
+        F.count("_feature").alias("feature_rows"),
+        F.count(F.when(missing, 1)).alias("missing"),
+        F.array_join(
+            F.array_sort(F.collect_set(F.when(missing, F.col("_ingest_date").cast("string")))),
+            ", ",
+        ).alias("dates"),
     ).first()
-    n_features = features.count()
-    return DayEntities(r["n"], n_features, m["n"], m["dates"] or "")
+    return DayEntities(r["entities"], r["feature_rows"], r["missing"], r["dates"] or "")
+
+
+def observed_predictions(scored: DataFrame) -> tuple[DataFrame, Observation]:
+    """`scored` counting, while it is written, its rows, its rows not scored and the checksum
+    of its rows (`delta_io.checksum_column`): no second pass over the written partition."""
+    obs = Observation("predictions_written")
+    return scored.observe(
+        obs,
+        F.count(F.lit(1)).alias("rows"),
+        F.count(ERROR).alias("errors"),
+        delta_io.checksum_column(scored).alias("checksum"),
+    ), obs
 
 
 def _scoring_model(ref: tracking.ModelRef, dfs_tmpdir: str) -> ScoringModel:
@@ -139,21 +156,18 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         )
         key = m.predictions
         path = pipeline.table_path(key)
-        delta_io.replace_partition(
-            scored,
+        observed, counted = observed_predictions(scored)
+        version = delta_io.replace_partition(
+            observed,
             path,
             PREDICTION_DATE,
             date.isoformat(),
             rec.run_id,
             partition_by=PREDICTION_DATE,
+            properties=delta_io.stats_properties(STATS_COLUMNS["predictions"]),
         )
-        rec.add_version(spec.table(key), delta_io.version(spark, path))
-        written = delta_io.read(spark, path).where(F.col(PREDICTION_DATE) == F.lit(date))
-        r = written.agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.count(ERROR).alias("errors"),
-            delta_io.checksum_column(written).alias("checksum"),
-        ).first()
+        rec.add_version(spec.table(key), version)
+        r = counted.get
         rows, errors, checksum = r["rows"], r["errors"], r["checksum"]
         rec.output_counts[key] = rows
         rec.output_counts[f"{key}.not_scored"] = errors

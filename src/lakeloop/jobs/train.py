@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass, replace
 
 from mlflow.tracking import MlflowClient
-from pyspark.ml import PipelineModel
+from pyspark.ml import Estimator, PipelineModel
 from pyspark.ml.tuning import CrossValidator
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
@@ -88,6 +88,91 @@ def _input_stats(
         *[F.count(F.when(has, F.col(c))).alias(f"values:{c}") for c in spec.features.impute],
         F.count(F.when(has & ~F.col(label).cast("double").isin(0.0, 1.0), 1)).alias("non_binary"),
     ).first()
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The training rows split at the test window, both parts cached (`unpersist` them):
+    `train` keeps the model's input columns, the time column and LABEL; `test` every column (a
+    champion trained on another spec may read others). `mean`/`median`: of the training labels,
+    the naive baselines' constants."""
+
+    train: DataFrame
+    test: DataFrame
+    train_rows: int
+    test_rows: int
+    mean: float | None
+    median: float | None
+
+    def unpersist(self) -> None:
+        self.train.unpersist()
+        self.test.unpersist()
+
+
+def hold_out(
+    rows: DataFrame, spec: ModelSpec, time_column: str, zone: str, test_start: dt.date
+) -> HeldOut:
+    """`rows` split at `test_start` (a local day in `zone`): the days before it train, the days
+    from it on test. Both parts are cached; their counts and the label summary are taken."""
+    train, test = split_by_time(rows, time_column, test_start, zone)
+    train = train.select(*mlp.input_columns(spec), time_column, mlp.LABEL).cache()
+    test = test.cache()
+    labels = label_summary(train).first()
+    return HeldOut(train, test, labels["rows"], test.count(), labels["mean"], labels["median"])
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """The tuned model and its scores on the test window, beside the naive baseline's."""
+
+    model: PipelineModel  # the best grid point, refit on the whole training window
+    cv_results: list[tuple[dict, float]]  # (grid point, mean tuning metric over the folds)
+    weights: tuple[str, dict[str, float]]  # mlp.feature_weights
+    metrics: dict[str, float]  # every metric of the spec on the test window
+    baseline: mlp.Baseline
+    baseline_metrics: dict[str, float]
+
+
+def tune_and_score(
+    held: HeldOut,
+    estimator: Estimator,
+    grid: list[dict],
+    spec: ModelSpec,
+    time_column: str,
+    parallelism: int,
+) -> Tuned:
+    """CrossValidator over `grid` on time-ordered folds of `held.train` (`spec.tuning.folds`
+    slices of equal size), the best grid point refit on all of it; that model and the naive
+    baseline scored on `held.test` with the same evaluators."""
+    train = held.train
+    # CrossValidator caches each fold's split itself; `train` is cached by hold_out
+    folded = with_time_folds(
+        train, time_column, _fold_boundaries(train, time_column, spec.tuning.folds)
+    )
+    cv = CrossValidator(
+        estimator=estimator,
+        estimatorParamMaps=grid,
+        evaluator=mlp.evaluator(spec, spec.tuning_metric),
+        numFolds=spec.tuning.folds,
+        foldCol=FOLD,
+        parallelism=parallelism,
+        seed=spec.tuning.seed,
+    )
+    cv_model = cv.fit(folded)
+    best: PipelineModel = cv_model.bestModel
+    metrics = evaluate(spec, best.transform(held.test))
+    baseline, baseline_metrics = naive_baseline(spec, held.mean, held.median, held.test)
+    return Tuned(
+        model=best,
+        cv_results=[
+            ({p.name: v for p, v in pm.items()}, float(avg))
+            for pm, avg in zip(grid, cv_model.avgMetrics, strict=True)
+        ],
+        weights=mlp.feature_weights(best),
+        metrics=metrics,
+        baseline=baseline,
+        baseline_metrics=baseline_metrics,
+    )
 
 
 @dataclass(frozen=True)
@@ -160,6 +245,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         raise JobError(f"pipeline {pipeline.name} has no `model` (and `label`) section to train")
     m, time_column = spec.model, spec.model_time
     spark = session.isolated(spark)
+    parallelism = pipeline.cfg.training.parallelism
     with runlog.recording(spark, pipeline, JOB, date) as rec:
         try:
             estimator = mlp.build_pipeline(m)
@@ -174,43 +260,24 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         if dropped is not None:
             rec.input_counts["null_labels_dropped"] = dropped
         test_start = stats["last_day"] - dt.timedelta(days=m.test_days - 1)
-        train, test = split_by_time(rows, time_column, test_start, spec.timezone)
-        # training needs only the model's columns; the (small) test window keeps them all
-        train = train.select(*mlp.input_columns(m), time_column, mlp.LABEL).cache()
-        test = test.cache()
-        labels = label_summary(train).first()  # the row count and the baselines' constants
-        n_train, n_test = labels["rows"], test.count()
-        rec.output_counts.update(train_rows=n_train, test_rows=n_test)
-        rec.output_counts["rows_without_features"] = stats["without_features"]
-        if stats["without_features"]:
-            log.warning(
-                "%d of %d labels have no feature row within the look-back; they are not used",
-                stats["without_features"],
-                stats["rows"],
-            )
-        if n_train == 0 or n_test == 0:
-            raise JobError(
-                f"{table} v{version}: {n_train} training and {n_test} test rows with test window "
-                f"{test_start}..{stats['last_day']}; both need rows (lower model.test_days?)"
-            )
+        held = hold_out(rows, m, time_column, spec.timezone, test_start)
         try:
-            # CrossValidator caches each fold's split itself; `train` is cached above
-            folded = with_time_folds(
-                train, time_column, _fold_boundaries(train, time_column, m.tuning.folds)
-            )
-            cv = CrossValidator(
-                estimator=estimator,
-                estimatorParamMaps=grid,
-                evaluator=mlp.evaluator(m, m.tuning_metric),
-                numFolds=m.tuning.folds,
-                foldCol=FOLD,
-                parallelism=pipeline.cfg.training.parallelism,
-                seed=m.tuning.seed,
-            )
-            cv_model = cv.fit(folded)
-            best: PipelineModel = cv_model.bestModel
-            metrics = evaluate(m, best.transform(test))
-            baseline, baseline_metrics = naive_baseline(m, labels["mean"], labels["median"], test)
+            rec.output_counts.update(train_rows=held.train_rows, test_rows=held.test_rows)
+            rec.output_counts["rows_without_features"] = stats["without_features"]
+            if stats["without_features"]:
+                log.warning(
+                    "%d of %d labels have no feature row within the look-back; they are not used",
+                    stats["without_features"],
+                    stats["rows"],
+                )
+            if held.train_rows == 0 or held.test_rows == 0:
+                raise JobError(
+                    f"{table} v{version}: {held.train_rows} training and {held.test_rows} test "
+                    f"rows with test window {test_start}..{stats['last_day']}; both need rows "
+                    "(lower model.test_days?)"
+                )
+            tuned = tune_and_score(held, estimator, grid, m, time_column, parallelism)
+            best, metrics, test = tuned.model, tuned.metrics, held.test
             client = tracking.configure(pipeline.cfg)
             champion = tracking.by_alias(client, m.name, tracking.CHAMPION)
             champion_metrics = None
@@ -218,15 +285,15 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                 champion_metrics = evaluate(
                     m, tracking.load(champion, tracking.dfs_tmpdir(spark, pipeline)).transform(test)
                 )
+            decision = decide(
+                m, metrics, tuned.baseline, tuned.baseline_metrics, champion, champion_metrics
+            )
             result = TrainingResult(
                 model=best,
-                cv_results=[
-                    ({p.name: v for p, v in pm.items()}, float(avg))
-                    for pm, avg in zip(grid, cv_model.avgMetrics, strict=True)
-                ],
-                weights=mlp.feature_weights(best),
+                cv_results=tuned.cv_results,
+                weights=tuned.weights,
                 metrics=metrics,
-                decision=decide(m, metrics, baseline, baseline_metrics, champion, champion_metrics),
+                decision=decision,
                 lineage={
                     tracking.TAG_TABLE: table,
                     tracking.TAG_PATH: src.path,
@@ -246,8 +313,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             profile = reference.profile(rows, best.transform(test), spec)
             reference.record(spark, pipeline, ref, profile, rec.run_id, version)
         finally:
-            train.unpersist()
-            test.unpersist()
+            held.unpersist()
         rec.details.update(_details(ref, result, spec.timezone))
         text = mask(markdown.model_report(pipeline, date, rec, ref, result))
         rec.details["report"] = write_model_report(spark, client, pipeline, ref, text)

@@ -8,8 +8,11 @@ baseline, and promotes only a model that passes both and beats the champion by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
+from pyspark.ml.evaluation import Evaluator
 from pyspark.sql import DataFrame
 
 from lakeloop.ml import pipeline as mlp
@@ -57,8 +60,42 @@ class Decision:
         return None if self.champion_metrics is None else self.champion_metrics[self.metric]
 
 
+# The metrics one MLlib metrics object holds (RegressionEvaluator.getMetrics -> RegressionMetrics,
+# MulticlassClassificationEvaluator.getMetrics -> MulticlassMetrics), each read by the JVM call the
+# evaluator's `evaluate` makes for its metric name, with that evaluator's own label and beta.
+_ONE_PASS: dict[str, Callable[[Any, Evaluator], float]] = {
+    "rmse": lambda j, ev: j.rootMeanSquaredError(),
+    "mae": lambda j, ev: j.meanAbsoluteError(),
+    "r2": lambda j, ev: j.r2(),
+    "accuracy": lambda j, ev: j.accuracy(),
+    "precision": lambda j, ev: j.precision(ev.getMetricLabel()),
+    "recall": lambda j, ev: j.recall(ev.getMetricLabel()),
+    "f1": lambda j, ev: j.fMeasure(ev.getMetricLabel(), ev.getBeta()),
+}
+
+
 def evaluate(spec: ModelSpec, scored: DataFrame) -> dict[str, float]:
-    """Every metric of the spec on `scored` (a model's or a baseline's predictions)."""
+    """Every metric of the spec on `scored` (a model's or a baseline's predictions), from the
+    spec's MLlib evaluators (`mlp.evaluator`). The metrics one MLlib metrics object holds
+    (regression: rmse, mae, r2; classification: accuracy, precision, recall, f1) come from one
+    pass over `scored` (the evaluators' own `getMetrics`: the values their `evaluate` returns)
+    instead of a pass per metric; AUC takes its own. Without a JVM gateway (Spark Connect):
+    `evaluate_each`."""
+    if getattr(scored.sparkSession, "_jvm", None) is None:
+        return evaluate_each(spec, scored)
+    evaluators = {m: mlp.evaluator(spec, m) for m in spec.metrics}
+    shared = [m for m in spec.metrics if m in _ONE_PASS]
+    out = {m: float(ev.evaluate(scored)) for m, ev in evaluators.items() if m not in shared}
+    if shared:
+        first = evaluators[shared[0]]
+        first._transfer_params_to_java()
+        metrics = first._java_obj.getMetrics(scored._jdf)
+        out.update({m: float(_ONE_PASS[m](metrics, evaluators[m])) for m in shared})
+    return {m: out[m] for m in spec.metrics}
+
+
+def evaluate_each(spec: ModelSpec, scored: DataFrame) -> dict[str, float]:
+    """Every metric of the spec on `scored`, one evaluator `evaluate` (one pass) per metric."""
     return {m: float(mlp.evaluator(spec, m).evaluate(scored)) for m in spec.metrics}
 
 

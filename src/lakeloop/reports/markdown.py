@@ -15,11 +15,11 @@ import jinja2
 from pyspark.sql import Row
 
 from lakeloop import runlog
-from lakeloop.ml import tracking
 from lakeloop.spec import Bound, Pipeline
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # MLflow (imported by ml.tracking) costs seconds: only the model report needs it
     from lakeloop.jobs.validate import TableSummary
+    from lakeloop.ml import tracking
     from lakeloop.ml.model_log import TrainingResult
 
 WEIGHT_TITLES = {
@@ -94,6 +94,8 @@ def model_report(
 ) -> str:
     """The model report of a train run: decision, scores beside the naive baseline's and the
     champion's on the same window, tuning, importances, lineage."""
+    from lakeloop.ml import tracking
+
     spec = pipeline.spec
     m, label, lineage = spec.model, spec.label, result.lineage
     kind, weights = result.weights

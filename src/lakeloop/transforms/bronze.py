@@ -93,7 +93,9 @@ def _time_error(text: Column, c: SchemaColumn) -> Column:
     value that `_time_value` leaves null gets a reason here."""
     parsed = F.col(_parsed(c))
     lo, hi = c.time_range
-    number = F.trim(text).rlike(_NUMBER)
+    # a value with a ':' is never a plain number: the regex runs only on the others (a time of
+    # day is in almost every timestamp value)
+    number = ~text.contains(":") & F.trim(text).rlike(_NUMBER)
 
     def says(what: str) -> Column:
         return F.format_string(f"column {c.name}: '%s' {what}", text.substr(1, 120))
@@ -202,12 +204,13 @@ def _as_text(schema: T.StructType) -> T.StructType:
 
 def unexpected_fields(raw: Column, schema: T.StructType) -> Column:
     """Error text when a JSON object carries fields the schema does not declare (a schema change
-    upstream must not be silently dropped)."""
-    extra = F.array_except(
-        F.json_object_keys(raw), F.array(*[F.lit(f.name) for f in schema.fields])
-    )
+    upstream must not be silently dropped). The per-record test is a membership check of each
+    key (no set built per record); the text is built only for the records it fails."""
+    names = [f.name for f in schema.fields]
+    keys = F.json_object_keys(raw)
+    extra = F.array_except(keys, F.array(*[F.lit(n) for n in names]))
     return F.when(
-        F.size(extra) > 0,
+        F.exists(keys, lambda k: ~k.isin(names)),
         F.concat(F.lit("unexpected field(s) not in the schema: "), F.array_join(extra, ", ")),
     )
 
@@ -375,3 +378,43 @@ def offset_ranges(records: DataFrame) -> DataFrame:
         F.count(F.lit(1)).alias("messages"),
         F.count(F.col("_error")).alias("dead_letters"),
     )
+
+
+def batch_stats(partitions: list[int]) -> list[Column]:
+    """Aggregates of `kafka_records` (for `DataFrame.observe`, so the batch's write computes
+    them: no pass of their own): `messages`, `dead_letters`, `other` (messages of a partition
+    not in `partitions`) and, per partition p of `partitions`, `p<p>.start` (first offset),
+    `p<p>.end` (the offset after the last: Kafka's convention), `p<p>.messages` and
+    `p<p>.dead_letters`."""
+    part, offset, error = F.col("_partition"), F.col("_offset"), F.col("_error")
+    aggs = [
+        F.count(F.lit(1)).alias("messages"),
+        F.count(error).alias("dead_letters"),
+        F.count(F.when(~part.isin(partitions), 1)).alias("other"),
+    ]
+    for p in partitions:
+        on = part == F.lit(p)
+        aggs += [
+            F.min(F.when(on, offset)).alias(f"p{p}.start"),
+            (F.max(F.when(on, offset)) + 1).alias(f"p{p}.end"),
+            F.count(F.when(on, 1)).alias(f"p{p}.messages"),
+            F.count(F.when(on, error)).alias(f"p{p}.dead_letters"),
+        ]
+    return aggs
+
+
+def ranges_of(stats: dict, topic: str, partitions: list[int]) -> list[dict]:
+    """The per-partition offset ranges (`offset_ranges`' rows) in `batch_stats`' values; only
+    the partitions that had messages."""
+    return [
+        {
+            "topic": topic,
+            "partition": p,
+            "start_offset": stats[f"p{p}.start"],
+            "end_offset": stats[f"p{p}.end"],
+            "messages": stats[f"p{p}.messages"],
+            "dead_letters": stats[f"p{p}.dead_letters"],
+        }
+        for p in partitions
+        if stats[f"p{p}.messages"]
+    ]

@@ -5,12 +5,14 @@ from pyspark.testing import assertDataFrameEqual
 
 from lakeloop.spec import Column
 from lakeloop.transforms.bronze import (
+    batch_stats,
     csv_listing_records,
     dead_letters,
     good_records,
     json_listing_records,
     kafka_records,
     offset_ranges,
+    ranges_of,
 )
 
 D = dt.date(2026, 1, 5)
@@ -321,3 +323,28 @@ def test_kafka_epoch_millis_and_event_date_in_the_pipeline_zone(spark):
     # without an event_time_field the event date is unknown: null
     no_event = good_records(kafka_records(msgs, columns, 1, D), columns)
     assert no_event.where("_event_date is not null").count() == 0
+
+
+def test_batch_stats_give_offset_ranges_and_counts_per_partition(spark):
+    rows = [("t", 0, 5, None), ("t", 0, 9, "bad"), ("t", 1, 3, None), ("t", 7, 1, None)]
+    df = spark.createDataFrame(rows, "_topic string, _partition int, _offset long, _error string")
+    stats = df.agg(*batch_stats([0, 1, 2])).first().asDict()
+    assert (stats["messages"], stats["dead_letters"], stats["other"]) == (4, 1, 1)
+    assert ranges_of(stats, "t", [0, 1, 2]) == [
+        {
+            "topic": "t",
+            "partition": 0,
+            "start_offset": 5,
+            "end_offset": 10,
+            "messages": 2,
+            "dead_letters": 1,
+        },
+        {
+            "topic": "t",
+            "partition": 1,
+            "start_offset": 3,
+            "end_offset": 4,
+            "messages": 1,
+            "dead_letters": 0,
+        },
+    ]  # partition 2 had no message; partition 7 is counted in `other` (the job recounts)
