@@ -8,7 +8,7 @@ DEMO_DAYS ?= 5
 DEMO_ROWS ?= 300
 DEMO_START ?= 2026-01-01
 
-.PHONY: help install jars kafka-jars setup browser test lint demo bench bench-ingest bench-validate bench-train bench-monitor bench-dag bench-job-start bench-serve kafka-up kafka-down kafka-status airflow-up airflow-down airflow-status cluster-up cluster-down cluster-status dist clean
+.PHONY: help install jars kafka-jars setup browser test lint demo bench bench-ingest bench-validate bench-train bench-monitor bench-dag bench-job-start bench-serve bench-scaling bench-connect kafka-up kafka-down kafka-status airflow-up airflow-down airflow-status cluster-up cluster-down cluster-status dist clean
 
 help:
 	@echo "make demo   - the whole lifecycle on the embedded defaults"
@@ -88,7 +88,7 @@ test: setup browser
 demo: setup
 	$(VENV)/bin/lakeloop demo --days $(DEMO_DAYS) --rows-per-day $(DEMO_ROWS) --start $(DEMO_START)
 
-bench: bench-ingest bench-validate bench-train bench-monitor bench-dag bench-job-start bench-serve
+bench: bench-ingest bench-validate bench-train bench-job-start bench-scaling bench-monitor bench-dag bench-serve
 
 bench-ingest: setup
 	$(PY) bench/ingest.py $(BENCH_ARGS)
@@ -110,6 +110,12 @@ bench-job-start: setup
 
 bench-serve: setup
 	$(PY) bench/serve.py $(BENCH_ARGS)
+
+bench-scaling: setup
+	$(PY) bench/scaling.py $(BENCH_ARGS)
+
+bench-connect: setup
+	$(PY) bench/connect.py $(BENCH_ARGS)
 
 clean:
 	-$(VENV)/bin/lakeloop airflow down

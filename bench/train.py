@@ -21,7 +21,8 @@
    `--cv-rows` slice cached once. Both must give the same best params, CV means and test
    metrics (1e-9 relative). A breakdown by phase (seconds and Spark jobs per side) shows where
    ours' extra time goes.                                             ratio `train_vs_bare_mllib`
-4. scoring: `scored_entities` (champion only) + `delta_io.replace_partition` into a Delta table
+4. scoring: `scored_entities` (champion only) counted and checksummed while written
+   (`predict.observed_predictions`) + `delta_io.replace_partition` into a Delta table
    partitioned by prediction_date (what the predict job does, minus loading the model from
    MLflow) vs a bare `model.transform(df).select(key, prediction)` written as Parquet, on the
    same `--rows` entities. A third, diagnostic side writes scored_entities' output as Parquet
@@ -458,7 +459,6 @@ def bench_cv(spark, args, data: dict[str, str], notes: list[str]):
 
 # --- 3. the train job's fit + CV + evaluation vs the same MLlib calls by hand ----------------
 
-TEST_DAYS = 7  # model_spec's test_days: the last 7 days of label time are the test window
 PHASE_ORDER = [
     "hold_out: split, cache, label summary, counts",
     "time fold boundaries",
@@ -491,7 +491,7 @@ def bench_train(spark, args, data: dict[str, str], notes: list[str]):
         src = spark.read.parquet(data[which]).where(F.col(KEY) % every == 0)
         rows = model_input(src, spec, Y, TS).repartition(parts).cache()
         n, last = rows.agg(F.count(F.lit(1)), F.max(F.to_date(TS))).first()
-        return rows, n, last - dt.timedelta(days=TEST_DAYS - 1)
+        return rows, n, last - dt.timedelta(days=spec.test_days - 1)  # as the job picks it
 
     def ours(rows, test_start: dt.date) -> dict:
         # what jobs/train.run does between reading the training set and MLflow
@@ -561,7 +561,7 @@ def bench_train(spark, args, data: dict[str, str], notes: list[str]):
     main, n_main, test_start = cached("main", every)
     say(
         f"train: {n_main:,} rows (every {every}th of {args.rows:,}) cached in {parts} partitions "
-        f"in {time.perf_counter() - t:.1f}s; test window from {test_start} ({TEST_DAYS} days)"
+        f"in {time.perf_counter() - t:.1f}s; test window from {test_start} ({spec.test_days} days)"
     )
     wrap = [
         (job, "hold_out", PHASE_ORDER[0]),
@@ -659,7 +659,9 @@ def bench_scoring(spark, args, data: dict[str, str], scratch: Path, model, notes
     from pyspark.sql import functions as F
 
     from lakeloop import delta_io
+    from lakeloop.jobs.predict import observed_predictions
     from lakeloop.ml import pipeline as mlp
+    from lakeloop.schemas import STATS_COLUMNS
     from lakeloop.transforms.modeling import (
         ERROR,
         PREDICTION_DATE,
@@ -679,15 +681,20 @@ def bench_scoring(spark, args, data: dict[str, str], scratch: Path, model, notes
     def scored(which: str):
         return scored_entities(entities(which), champion, None, spec, KEY, TS, DAY)
 
-    def ours(which: str) -> None:
+    observed: dict = {}
+
+    def ours(which: str) -> None:  # what predict does after loading the models
+        df, counted = observed_predictions(scored(which))
         delta_io.replace_partition(
-            scored(which),
+            df,
             delta_path,
             PREDICTION_DATE,
             DAY.isoformat(),
             f"bench-{which}",
             partition_by=PREDICTION_DATE,
+            properties=delta_io.stats_properties(STATS_COLUMNS["predictions"]),
         )
+        observed[which] = counted.get
 
     def bare(which: str) -> None:
         out = model.transform(entities(which)).select(KEY, mlp.PREDICTION)
@@ -732,6 +739,13 @@ def bench_scoring(spark, args, data: dict[str, str], scratch: Path, model, notes
     if base[0] != args.rows or abs(got["s"] - base[1]) > 1e-6 * max(1.0, abs(base[1])):
         raise BenchError(
             f"score: bare wrote {base[0]} rows, prediction sum {base[1]} vs ours {got['s']}"
+        )
+    # the counts and checksum predict records, taken while writing, are the written rows'
+    rows, checksum = delta_io.checksum(written)
+    if (observed["main"]["rows"], observed["main"]["checksum"]) != (rows, checksum):
+        raise BenchError(
+            f"score: observed while writing {observed['main']}, the table holds {rows} rows "
+            f"with checksum {checksum}"
         )
     files = len(list(Path(delta_path).glob(f"{PREDICTION_DATE}=*/*.parquet")))
     say(

@@ -122,7 +122,11 @@ def connect_session(cfg: AppConfig) -> SparkSession:
     """A Spark Connect client session of the server at `spark.remote`; no JVM starts here.
 
     ConnectServerError naming the URL and how to start the server when nothing answers there
-    (checked before the client is built: its gRPC retries would take minutes to give up)."""
+    (checked before the client is built: its gRPC retries would take minutes to give up).
+    PySpark then marks the whole process as Connect (SPARK_CONNECT_MODE_ENABLED): a classic
+    session must not be built in the same process afterwards. Over Connect there is no
+    `sparkContext`, py4j or `newSession`, and DeltaTable's API needs Delta's Connect server
+    plugin, which Delta 4.4 does not publish for Spark 4.1 (bench/connect.py lists what works)."""
     from lakeloop.connect_server import ConnectServerError, address, start_hint
     from lakeloop.procs import port_open
 

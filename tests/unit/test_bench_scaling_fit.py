@@ -9,7 +9,7 @@ from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))  # the benches import each other as scripts
 import scaling  # noqa: E402
-from scaling import K_MAX, fit_power  # noqa: E402
+from scaling import K_MAX, fit_power, k_band  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -83,6 +83,24 @@ def test_negative_fixed_cost_is_noted():
 def test_bad_input_is_refused_with_the_reason(sizes, times, message):
     with pytest.raises(ValueError, match=message):
         fit_power(sizes, times)
+
+
+def test_k_band_holds_the_fitted_k_and_widens_with_the_noise():
+    sizes, times = [1, 4, 16], [10.0, 13.0, 25.0]  # ratio 4: k 1
+    assert k_band(sizes, times, 0.0) == pytest.approx((1.0, 1.0))
+    lo, hi = k_band(sizes, times, 0.5)
+    assert lo < 1.0 < hi
+    lo2, hi2 = k_band(sizes, times, 1.0)
+    assert lo2 < lo and hi2 > hi
+
+
+def test_k_band_is_open_when_an_increment_is_within_the_noise():
+    assert k_band([1, 4, 16], [10.0, 10.5, 20.0], 0.3) is None  # 10.3 > 10.2: not monotone
+
+
+def test_k_band_refuses_negative_noise():
+    with pytest.raises(ValueError, match="delta must be >= 0"):
+        k_band([1, 4, 16], [1.0, 2.0, 3.0], -0.1)
 
 
 def test_factors_argument_is_checked():

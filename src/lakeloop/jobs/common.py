@@ -15,6 +15,7 @@ from pyspark.sql import SparkSession
 
 from lakeloop import logs, storage
 from lakeloop.config import ConfigError, load_config, parse_set_pairs
+from lakeloop.connect_server import ConnectServerError
 from lakeloop.jars import MissingJarsError
 from lakeloop.session import build_spark
 from lakeloop.spec import Pipeline, is_remote_spec, load_pipeline, load_pipeline_text
@@ -85,7 +86,7 @@ def main_for(
         result = run(spark, pipeline, args.date)
         if on_success:
             on_success(result)
-    except (ConfigError, MissingJarsError, JobError) as e:
+    except (ConfigError, MissingJarsError, JobError, ConnectServerError) as e:
         # a bad config or spec (SpecError included) is 2, a run that failed is 1
         log.error("%s failed: %s", job, e)
         return 2 if isinstance(e, ConfigError | MissingJarsError) else 1
