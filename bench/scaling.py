@@ -75,11 +75,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import timing
 from cpu_watch import CpuWatch
 from timing import BenchError, Side, say
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_ROOT = ROOT / ".bench"
 START = dt.date(2026, 1, 1)
@@ -278,6 +280,15 @@ def _expect(stage: str, what: str, got: int | None, want: int) -> None:
         raise BenchError(f"{stage}: {what} is {got}, the input implies {want}")
 
 
+def _phase(label: str, fn: Callable[[], T]) -> T:
+    """fn(), its wall s added to the timed run's named phases (timing.PHASES) under `label`."""
+    t = time.perf_counter()
+    try:
+        return fn()
+    finally:
+        timing.add_phase(label, time.perf_counter() - t)
+
+
 def _sum(recs: list, key: str, output: bool = True) -> int:
     return sum(int((r.output_counts if output else r.input_counts).get(key, 0)) for r in recs)
 
@@ -297,11 +308,11 @@ def stage_fns(spark, chain: Chain, scale: Scale) -> dict[str, Callable[[], None]
     p, days, last, c = chain.pipeline, chain.days, chain.days[-1], chain.counts
 
     def ingest() -> None:
-        recs = [ingest_files.run(spark, p, d) for d in days]
+        recs = [_phase("ingest_files", lambda d=d: ingest_files.run(spark, p, d)) for d in days]
         _expect("ingest", "bronze_listings rows", _sum(recs, "bronze_listings"), scale.listings)
         malformed = sum(v for r in recs for k, v in r.output_counts.items() if "malformed" in k)
         _expect("ingest", "malformed listing records", malformed, 0)
-        rec = ingest_kafka.run(spark, p, last)
+        rec = _phase("ingest_kafka", lambda: ingest_kafka.run(spark, p, last))
         _expect("ingest", "bronze_sales rows", _sum([rec], "bronze_sales"), scale.sales)
         _expect("ingest", "dead letters", _sum([rec], "dead_letter"), 0)
 
@@ -391,7 +402,6 @@ def run_chain(
                         args.repeats,
                         spark=spark,
                         also=also,
-                        phases=False,
                     )
     finally:
         if not args.keep:
@@ -463,7 +473,7 @@ def _fit_cells(sf: StageFit, top: float) -> str:
     fit = sf.fit
     a = "n/a" if fit.a is None else f"{fit.a:.2f}"
     k = "n/a" if fit.k is None else f"{fit.k:.2f}"
-    grows = "n/a" if fit.a is None or top <= 0 else f"{max(0.0, top - fit.a) / top:.0%}"
+    grows = "n/a" if fit.a is None or top <= 0 else f"{min(1.0, max(0.0, top - fit.a) / top):.0%}"
     return f"{a:>9}{k:>7}{sf.band_text():>11}{grows:>7}"
 
 
@@ -489,6 +499,26 @@ def print_table(scales: list[Scale], sides: Sides, fitted: dict[str, StageFit], 
         print(line + ("" if cpu else f"  {', '.join(runs)}"))
 
 
+def print_parts(scales: list[Scale], sides: Sides) -> None:
+    """The named parts of the stages that record them (ingest: files, Kafka): each part's wall
+    s in the stage's best run per size and the k of those."""
+    sizes = [s.rows_per_day for s in scales]
+    for stage in STAGES:
+        parts = [sides[(stage, s.factor)].best_of(sides[(stage, s.factor)].phases) for s in scales]
+        if not all(parts):
+            continue
+        cells = []
+        for name in parts[0]:
+            times = [ph.get(name, 0.0) for ph in parts]
+            k = fit_power(sizes, times).k
+            shown = " / ".join(f"{t:.2f}" for t in times)
+            cells.append(f"{name} {shown} s (k {'n/a' if k is None else f'{k:.2f}'})")
+        print(
+            f"  {stage} in parts (its best runs, x{' / x'.join(str(s.factor) for s in scales)}): "
+            + "; ".join(cells)
+        )
+
+
 def report(
     scales: list[Scale],
     sides: Sides,
@@ -508,6 +538,7 @@ def report(
         "is within it; grows: the share of the largest size's time above the fixed cost; "
         f"{sizes})"
     )
+    print_parts(scales, sides)
     print()
     print_table(scales, sides, cpu_fitted, cpu=True)
     print(
@@ -571,6 +602,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def timed_runs(
+    args: argparse.Namespace,
+    cfg,
+    scratch: Path,
+    scales: list[Scale],
+    sides: Sides,
+    res: timing.Results,
+    also: tuple[int, ...],
+) -> None:
+    """The warm-up, then every size `--repeats` times (odd rounds in reverse), one session."""
+    try:
+        with timing.spark_session(cfg, "lakeloop-bench-scaling", scratch, args.keep) as spark:
+            ok = args.no_warmup or res.part(
+                "warm-up",
+                lambda: run_chain(args, spark, scales[0], None, 0, res.notes, also) or True,
+            )
+            for rep in range(args.repeats if ok else 0):
+                for s in scales if rep % 2 == 0 else scales[::-1]:
+                    say(f"x{s.factor} run {rep + 1}/{args.repeats}")
+                    done = res.part(
+                        f"x{s.factor} run {rep + 1}",
+                        lambda s=s, rep=rep: (
+                            run_chain(args, spark, s, _of(sides, s), rep, res.notes, also) or True
+                        ),
+                    )
+                    if not done:
+                        return
+    except Exception as e:  # e.g. its JVM died and cannot be stopped: said, not raised
+        res.failed.append(f"spark session: {e}")
+        say(f"spark session: FAILED: {e}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     timing.setup_logging(args.verbose)
@@ -605,26 +668,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
             scales.append(got)
         if len(scales) == len(args.factors):
-            with timing.spark_session(cfg, "lakeloop-bench-scaling", scratch, args.keep) as spark:
-                ok = args.no_warmup or res.part(
-                    "warm-up",
-                    lambda: run_chain(args, spark, scales[0], None, 0, res.notes, also) or True,
-                )
-                for rep in range(args.repeats if ok else 0):
-                    order = scales if rep % 2 == 0 else scales[::-1]
-                    for s in order:
-                        say(f"x{s.factor} run {rep + 1}/{args.repeats}")
-                        done = res.part(
-                            f"x{s.factor} run {rep + 1}",
-                            lambda s=s, rep=rep: (
-                                run_chain(args, spark, s, _of(sides, s), rep, res.notes, also)
-                                or True
-                            ),
-                        )
-                        if not done:
-                            break
-                    if res.failed:
-                        break
+            timed_runs(args, cfg, scratch, scales, sides, res, also)
     finally:
         for s in scales:
             try:
@@ -641,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     return res.finish([], lambda *_: None)
 
 
-def _of(sides: dict[tuple[str, int], Side], scale: Scale) -> dict[str, Side]:
+def _of(sides: Sides, scale: Scale) -> dict[str, Side]:
     return {st: sides[(st, scale.factor)] for st in STAGES}
 
 

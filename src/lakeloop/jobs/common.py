@@ -6,12 +6,14 @@ import argparse
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
-from pyspark.sql import SparkSession
+from pyspark.sql import Observation, SparkSession
 
 from lakeloop import logs, storage
 from lakeloop.config import ConfigError, load_config, parse_set_pairs
@@ -25,6 +27,26 @@ log = logging.getLogger(__name__)
 
 class JobError(RuntimeError):
     """A failure with a message meant for the person running the job."""
+
+
+OBSERVED_WAIT_S = 30.0
+
+
+def observed(obs: Observation, timeout_s: float = OBSERVED_WAIT_S) -> dict[str, Any] | None:
+    """The metrics `obs` took in the write that just ran (`DataFrame.observe`: counts without a
+    pass of their own), or None when they did not come within `timeout_s`: the observed plan
+    did not run as a Spark SQL action (wrapped into an RDD, say), and the caller counts another
+    way. `Observation.get` alone would wait forever."""
+    jo = getattr(obs, "_jo", None)
+    if jo is None:  # Spark Connect: the metrics came back with the action's result
+        return obs.get
+    future, deadline = jo.future(), time.monotonic() + timeout_s
+    while not future.isCompleted():
+        if time.monotonic() > deadline:
+            log.warning("observed metrics %s did not come: counting another way", jo.name())
+            return None
+        time.sleep(0.005)
+    return obs.get
 
 
 def _date(v: str) -> dt.date:

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog, storage
-from lakeloop.jobs.common import JobError, main_for
+from lakeloop.jobs.common import JobError, main_for, observed
 from lakeloop.schemas import STATS_COLUMNS, read_struct
 from lakeloop.spec import FileSource, Pipeline
 from lakeloop.transforms.bronze import CORRUPT, csv_listing_records, json_listing_records
@@ -130,9 +130,8 @@ def header_error(
     )
 
 
-def observed_counts(bronze: DataFrame, formats: list[str]) -> tuple[DataFrame, Observation]:
-    """Count records and malformed records per format while the write runs (no second pass)."""
-    obs = Observation("bronze_counts")
+def format_counts(formats: list[str]) -> list[Column]:
+    """Records and malformed records per format of bronze rows."""
     aggs = []
     for fmt in formats:
         is_fmt = F.col("_source_format") == F.lit(fmt)
@@ -140,7 +139,13 @@ def observed_counts(bronze: DataFrame, formats: list[str]) -> tuple[DataFrame, O
             F.count(F.when(is_fmt, 1)).alias(f"{fmt}.records"),
             F.count(F.when(is_fmt & F.col("_error").isNotNull(), 1)).alias(f"{fmt}.malformed"),
         ]
-    return bronze.observe(obs, *aggs), obs
+    return aggs
+
+
+def observed_counts(bronze: DataFrame, formats: list[str]) -> tuple[DataFrame, Observation]:
+    """Count records and malformed records per format while the write runs (no second pass)."""
+    obs = Observation("bronze_counts")
+    return bronze.observe(obs, *format_counts(formats)), obs
 
 
 def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRecord:
@@ -180,7 +185,13 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
                         raise JobError(header_error(table_key, sources, files, msg)) from None
                     raise
             rec.add_version(pipeline.spec.table(table_key), written)
-            got = counts.get
+            got = observed(counts) or (
+                delta_io.read(spark, path)
+                .where(F.col("_ingest_date") == F.lit(date))
+                .agg(*format_counts(formats))
+                .first()
+                .asDict()
+            )
             for fmt in formats:
                 rec.input_counts[f"{table_key}.{fmt}.records"] = got[f"{fmt}.records"]
                 rec.input_counts[f"{table_key}.{fmt}.files"] = sum(

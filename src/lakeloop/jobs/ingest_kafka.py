@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog, storage
-from lakeloop.jobs.common import JobError, main_for
+from lakeloop.jobs.common import JobError, main_for, observed
 from lakeloop.kafka_io import bootstrap, spark_source_options, topic_partitions
 from lakeloop.schemas import KAFKA_LINEAGE, STATS_COLUMNS
 from lakeloop.spec import KafkaSource, Pipeline
@@ -231,9 +231,9 @@ def ingest_source(
             batch, columns, batch_id, date, source.event_time_field, pipeline.spec.timezone
         )
         obs = Observation(f"kafka_batch_{source.name}_{batch_id}")
-        observed = records.observe(obs, *batch_stats(partitions))
+        counting = records.observe(obs, *batch_stats(partitions))
         wrote, v_bronze = delta_io.append_once(
-            good_records(observed, columns),
+            good_records(counting, columns),
             bronze_path,
             app_id,
             batch_id,
@@ -243,7 +243,9 @@ def ingest_source(
         # the observed counts exist once the append ran; a replayed batch (or an append
         # Delta skipped) is counted by an aggregate of its own
         committed = wrote and v_bronze is not None
-        stats = obs.get if committed else records.agg(*batch_stats(partitions)).first().asDict()
+        stats = (committed and observed(obs)) or records.agg(
+            *batch_stats(partitions)
+        ).first().asDict()
         if stats["other"]:  # a partition added during the run: count per partition the long way
             ranges = [r.asDict() for r in offset_ranges(records).collect()]
         else:

@@ -18,11 +18,11 @@ import logging
 import sys
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog
-from lakeloop.jobs.common import JobError, main_for
+from lakeloop.jobs.common import JobError, main_for, observed
 from lakeloop.ml import tracking
 from lakeloop.schemas import STATS_COLUMNS
 from lakeloop.spec import Pipeline
@@ -84,16 +84,25 @@ def entities_of_day(
     return DayEntities(r["entities"], r["feature_rows"], r["missing"], r["dates"] or "")
 
 
+def _counts(df: DataFrame) -> list[Column]:
+    return [
+        F.count(F.lit(1)).alias("rows"),
+        F.count(ERROR).alias("errors"),
+        delta_io.checksum_column(df).alias("checksum"),
+    ]
+
+
 def observed_predictions(scored: DataFrame) -> tuple[DataFrame, Observation]:
     """`scored` counting, while it is written, its rows, its rows not scored and the checksum
     of its rows (`delta_io.checksum_column`): no second pass over the written partition."""
     obs = Observation("predictions_written")
-    return scored.observe(
-        obs,
-        F.count(F.lit(1)).alias("rows"),
-        F.count(ERROR).alias("errors"),
-        delta_io.checksum_column(scored).alias("checksum"),
-    ), obs
+    return scored.observe(obs, *_counts(scored)), obs
+
+
+def written_counts(written: DataFrame) -> dict:
+    """`observed_predictions`' counts of the written partition read back (when the write's
+    observed metrics did not come)."""
+    return written.agg(*_counts(written)).first().asDict()
 
 
 def _scoring_model(ref: tracking.ModelRef, dfs_tmpdir: str) -> ScoringModel:
@@ -156,9 +165,9 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         )
         key = m.predictions
         path = pipeline.table_path(key)
-        observed, counted = observed_predictions(scored)
+        counting, counted = observed_predictions(scored)
         version = delta_io.replace_partition(
-            observed,
+            counting,
             path,
             PREDICTION_DATE,
             date.isoformat(),
@@ -167,7 +176,9 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
             properties=delta_io.stats_properties(STATS_COLUMNS["predictions"]),
         )
         rec.add_version(spec.table(key), version)
-        r = counted.get
+        r = observed(counted) or written_counts(
+            delta_io.read(spark, path).where(F.col(PREDICTION_DATE) == F.lit(date))
+        )
         rows, errors, checksum = r["rows"], r["errors"], r["checksum"]
         rec.output_counts[key] = rows
         rec.output_counts[f"{key}.not_scored"] = errors
