@@ -41,20 +41,20 @@ moved by up to the noise (half the median spread of the repeated runs), "open" w
 increment is within it.
 
 Printed: per stage and size the best wall s and Spark jobs, the fixed cost a, k, its band and
-the share of the 16x time above a; the same on CPU s (steadier on a shared machine); per stage
-`# <stage>_growth_exponent: goal <= 1.05, met|NOT met`, `metric <stage>_growth_exponent <k>`
-and `metric <stage>_fixed_s <a>` (wall); the other processes' CPU during each run (cpu_watch:
-noisy runs are marked) and the notes.
+the share of the 16x time above a; ingest's parts (files, Kafka) with their k; the same on CPU
+s (steadier on a shared machine); per stage the verdict against the goal (k <= 1.05),
+`metric <stage>_growth_exponent <k>` and `metric <stage>_fixed_s <a>` (wall); the other
+processes' CPU during each run (cpu_watch: noisy runs are marked) and the notes.
 
-Why 10,000 listings a day at 1x: the chain's fixed cost is ~50 CPU s whatever the rows
-(validate alone runs 76 Spark jobs a day, train 127; Delta commits, run-log rows, MLflow), and
-its rows cost ~0.25 ms CPU per listing over the chain (measured here: 57 / 77 / 134 CPU s at
-20k / 80k / 320k listings). k only sees the part above the fixed cost, so the 16x point must
-spend well above it on rows (320,000 listings and ~256,000 sales there: ~65% of the chain's
-CPU, 54-99% per stage) for the increments to stand out of the noise; at 3,000 a day the times
-did not grow measurably. Larger bases break the budget: the warm-up + 2 runs of each size are
-~650 CPU s, about 10-12 minutes on 2 quiet cores (23 minutes when other work held 1.5 of
-them), and generating + producing the 16x data takes ~40 s untimed.
+Why 20,000 listings a day at 1x: the chain's fixed cost is ~45 CPU s whatever the rows
+(validate alone runs 76 Spark jobs a day, train 127; Delta commits, run-log rows, MLflow). k
+only sees the part above it, so the 16x point must spend well above it on rows for the time
+increments to stand out of the noise. Measured on this machine (quiet): 59 / 87 / 166 CPU s and
+37 / 54 / 95 s wall for the chain at 40,000 / 160,000 / 640,000 listings (x16: ~510,000 sales,
+train 29 s), 72% of the 16x time above the fixed cost; at 2,500 a day the times barely grew, at
+10,000 the smaller stages' bands stayed open. The whole bench (setup ~50 s, the warm-up and 2
+runs of each size) took 8.5 minutes on 2 quiet cores; when other work holds 1.5 of the cores it
+takes 2-3 times as long (cpu_watch says so).
 
     .venv/bin/python bench/scaling.py [--rows BASE] [--days D] [--factors 1,4,16]
                                       [--repeats R] [--no-warmup] [--keep]
@@ -86,7 +86,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_ROOT = ROOT / ".bench"
 START = dt.date(2026, 1, 1)
 TRAIN_AFTER_DAYS = 60  # train as of the last day + this: every sale (5-45 days on) happened
-DEFAULT_ROWS = 10_000
+DEFAULT_ROWS = 20_000
 DEFAULT_FACTORS = (1, 4, 16)
 STAGES = ("ingest", "validate", "features", "training_set", "train", "predict")
 GOAL_K = 1.05
