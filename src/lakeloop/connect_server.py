@@ -26,7 +26,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 
 from lakeloop.config import AppConfig, add_config_arguments, load_config, parse_set_pairs
 from lakeloop.jars import spark_jars, spark_jars_dir
-from lakeloop.procs import alive, live_pid, port_open
+from lakeloop.procs import live_pid, port_open, terminate
 from lakeloop.session import session_conf
 
 log = logging.getLogger(__name__)
@@ -214,13 +213,7 @@ def down(cfg: AppConfig, timeout_s: float = 30.0) -> dict[str, object]:
         paths.pid_file.unlink(missing_ok=True)
         log.info("Spark Connect server not running")
         return status(cfg)
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and alive(pid):
-        time.sleep(0.2)
-    if alive(pid):
-        log.warning("Connect server pid %s ignored SIGTERM for %ss; killing it", pid, timeout_s)
-        os.kill(pid, signal.SIGKILL)
+    terminate(pid, "Connect server", timeout_s)
     paths.pid_file.unlink(missing_ok=True)
     log.info("Spark Connect server stopped (pid %s)", pid)
     return status(cfg)

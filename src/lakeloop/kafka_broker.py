@@ -11,8 +11,6 @@ properties until it is restarted (`down` then `up` rewrites server.properties).
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import subprocess
 import time
 import uuid
@@ -21,7 +19,7 @@ from pathlib import Path
 
 from lakeloop.config import AppConfig
 from lakeloop.jars import RESOURCES, kafka_jars_dir
-from lakeloop.procs import alive, live_pid, port_open
+from lakeloop.procs import live_pid, port_open, terminate
 
 log = logging.getLogger(__name__)
 
@@ -238,13 +236,7 @@ def down(cfg: AppConfig, timeout_s: float = 30.0) -> dict[str, object]:
         paths.pid_file.unlink(missing_ok=True)
         log.info("Kafka broker not running")
         return status(cfg)
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and alive(pid):
-        time.sleep(0.2)
-    if alive(pid):
-        log.warning("broker pid %s ignored SIGTERM for %ss; killing it", pid, timeout_s)
-        os.kill(pid, signal.SIGKILL)
+    terminate(pid, "Kafka broker", timeout_s)
     paths.pid_file.unlink(missing_ok=True)
     log.info("Kafka broker stopped (pid %s)", pid)
     return status(cfg)

@@ -3,9 +3,14 @@ scheduler) are found again through pid files."""
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import socket
+import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def live_pid(pid_file: Path, marker: bytes) -> int | None:
@@ -44,6 +49,18 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def terminate(pid: int, what: str, timeout_s: float) -> None:
+    """SIGTERM to `pid`, then SIGKILL when it still runs after `timeout_s` (`what` names it in
+    the warning)."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and alive(pid):
+        time.sleep(0.2)
+    if alive(pid):
+        log.warning("%s pid %s ignored SIGTERM for %ss; killing it", what, pid, timeout_s)
+        os.kill(pid, signal.SIGKILL)
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
