@@ -563,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     phases = Phases()
     phases.wrap(delta_io, "replace_partition", "delta write")
     phases.wrap(delta_io, "append_once", "delta append")
-    phases.wrap(runlog, "append", "run-log write")
+    phases.wrap(runlog, "finish", "run-log write")
     phases.wrap(delta_io, "version", "delta version()")  # also inside "delta append"
 
     messages: list = []
