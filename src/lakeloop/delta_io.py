@@ -87,7 +87,8 @@ def replace_partition(
     `value` may also be several values (`column IN (...)`): one commit replaces them all.
     Returns the version it committed (found by `user_metadata` in the newest commits of the
     log: no Spark job), None when Delta had nothing to commit. `properties`: the table's
-    (`keep_properties`; set on the table the write creates).
+    (set on the table the write creates; on an older table by `keep_properties` after the
+    write, for the writes that follow).
 
     Two runs of the same date at once: Delta's optimistic concurrency lets one commit and
     rejects the other's commit as a whole (nothing of it lands). The loser writes the date
@@ -95,10 +96,12 @@ def replace_partition(
     same as if it had run just after the winner; the date never holds two copies. When every
     attempt conflicts, ConcurrentWriteError says so in one line."""
     attempts = attempts or WRITE_ATTEMPTS
-    keep_properties(df.sparkSession, path, properties or {})
     for attempt in range(1, attempts + 1):
         try:
             _overwrite_where(df, path, column, value, user_metadata, partition_by, properties)
+            # after the write: its snapshot is loaded already (before it, the check cost the
+            # first load of the table's log, ~0.4 s of a small job)
+            keep_properties(df.sparkSession, path, properties or {})
             return version_written_by(df.sparkSession, path, user_metadata)
         except CONFLICTS as e:
             kind = type(e).__name__

@@ -81,6 +81,7 @@ def test_keep_properties_sets_them_once_on_an_older_table(spark, tmp_path):
     props = {r.key: r.value for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()}
     assert props["delta.dataSkippingStatsColumns"] == "id"
     ops = [c["operation"] for c in _commits(tmp_path / "t")]
-    assert ops == ["WRITE", "SET TBLPROPERTIES", "WRITE"]
+    assert ops == ["WRITE", "WRITE", "SET TBLPROPERTIES"]  # for the writes that follow
     delta_io.keep_properties(spark, path, some)  # already set: nothing more
     assert delta_io.version(spark, path) == 2
+    assert delta_io.version_written_by(spark, path, "new") == 1  # past the ALTER's commit
