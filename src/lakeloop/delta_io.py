@@ -45,7 +45,11 @@ def keep_properties(spark: SparkSession, path: str, properties: dict[str, str]) 
     differ = {k: v for k, v in properties.items() if not conf.contains(k) or conf.apply(k) != v}
     if differ:
         pairs = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(differ.items()))
-        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
+        try:
+            spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
+        except Exception as e:  # a concurrent commit, say: only the statistics wait a run
+            log.warning("%s: table properties not set (%s); the next write tries again", path, e)
+            return
         log.info("%s: table properties set: %s", path, pairs)
 
 
@@ -99,10 +103,6 @@ def replace_partition(
     for attempt in range(1, attempts + 1):
         try:
             _overwrite_where(df, path, column, value, user_metadata, partition_by, properties)
-            # after the write: its snapshot is loaded already (before it, the check cost the
-            # first load of the table's log, ~0.4 s of a small job)
-            keep_properties(df.sparkSession, path, properties or {})
-            return version_written_by(df.sparkSession, path, user_metadata)
         except CONFLICTS as e:
             kind = type(e).__name__
             if attempt == attempts:
@@ -121,6 +121,12 @@ def replace_partition(
                 attempts,
             )
             time.sleep(random.uniform(0.1, 0.5) * attempt)  # jitter: no lock-step re-conflict
+            continue
+        # after the write: its snapshot is loaded already (before it, the check cost the
+        # first load of the table's log, ~0.4 s of a small job)
+        keep_properties(df.sparkSession, path, properties or {})
+        return version_written_by(df.sparkSession, path, user_metadata)
+    return None  # not reached: the last attempt returns or raises
 
 
 def _shown(column: str, value: str | Sequence[str]) -> str:
