@@ -34,7 +34,7 @@ from pathlib import Path
 
 from lakeloop.config import AppConfig, add_config_arguments, load_config, parse_set_pairs
 from lakeloop.jars import spark_jars, spark_jars_dir
-from lakeloop.procs import live_pid, port_open, terminate
+from lakeloop.procs import live_pid, port_open, stop
 from lakeloop.session import session_conf
 
 log = logging.getLogger(__name__)
@@ -208,14 +208,7 @@ def _wait_listening(host: str, port: int, proc: subprocess.Popen | None, timeout
 def down(cfg: AppConfig, timeout_s: float = 30.0) -> dict[str, object]:
     """Stop the server (SIGTERM, then SIGKILL after timeout_s); harmless if stopped."""
     paths = _paths(cfg)
-    pid = _pid(paths)
-    if pid is None:
-        paths.pid_file.unlink(missing_ok=True)
-        log.info("Spark Connect server not running")
-        return status(cfg)
-    terminate(pid, "Connect server", timeout_s)
-    paths.pid_file.unlink(missing_ok=True)
-    log.info("Spark Connect server stopped (pid %s)", pid)
+    stop(_pid(paths), paths.pid_file, "Spark Connect server", timeout_s)
     return status(cfg)
 
 

@@ -22,9 +22,8 @@ log = logging.getLogger(__name__)
 def version(spark: SparkSession, path: str) -> int | None:
     """The table's latest version, or None when there is no Delta table at `path`. From the
     log's snapshot (no Spark job: a `history(1)` query cost ~1 s per call)."""
-    if not DeltaTable.isDeltaTable(spark, path):
-        return None
-    return int(_latest_snapshot(spark, path).version())
+    snapshot = _latest_snapshot(spark, path)
+    return None if snapshot is None else int(snapshot.version())
 
 
 def stats_properties(columns: Sequence[str]) -> dict[str, str]:
@@ -39,9 +38,10 @@ def keep_properties(spark: SparkSession, path: str, properties: dict[str, str]) 
     """Give the table at `path` the `properties` it lacks (one metadata commit, once per table:
     tables an earlier lakeloop created). Nothing when there is no table yet: the write that
     creates it sets them (writer options). Read from the log's snapshot: no Spark job."""
-    if not properties or not DeltaTable.isDeltaTable(spark, path):
+    snapshot = _latest_snapshot(spark, path) if properties else None
+    if snapshot is None:
         return
-    conf = _latest_snapshot(spark, path).metadata().configuration()
+    conf = snapshot.metadata().configuration()
     differ = {k: v for k, v in properties.items() if not conf.contains(k) or conf.apply(k) != v}
     if differ:
         pairs = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(differ.items()))
@@ -167,7 +167,10 @@ def _overwrite_where(
 
 
 def _latest_snapshot(spark: SparkSession, path: str):
-    """The JVM Snapshot of the table's latest version (Delta's log, no Spark job)."""
+    """The JVM Snapshot of the table's latest version (Delta's log, no Spark job), or None when
+    there is no Delta table at `path`."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
     delta_log = DeltaTable.forPath(spark, path)._jdt.deltaLog()
     return delta_log.update(
         getattr(delta_log, "update$default$1")(),
@@ -179,9 +182,10 @@ def _latest_snapshot(spark: SparkSession, path: str):
 def committed_txn_version(spark: SparkSession, path: str, app_id: str) -> int | None:
     """The last `txnVersion` Delta committed for `app_id` on the table at `path` (the
     SetTransaction actions of its latest snapshot), or None when there is none (or no table)."""
-    if not DeltaTable.isDeltaTable(spark, path):
+    snapshot = _latest_snapshot(spark, path)
+    if snapshot is None:
         return None
-    found = _latest_snapshot(spark, path).transactions().get(app_id)
+    found = snapshot.transactions().get(app_id)
     return int(found.get()) if found.isDefined() else None
 
 

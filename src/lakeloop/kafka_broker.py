@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lakeloop.config import AppConfig
 from lakeloop.jars import RESOURCES, kafka_jars_dir
-from lakeloop.procs import live_pid, port_open, terminate
+from lakeloop.procs import live_pid, port_open, stop
 
 log = logging.getLogger(__name__)
 
@@ -231,12 +231,5 @@ def _wait_answers(cfg: AppConfig, timeout_s: float) -> bool:
 def down(cfg: AppConfig, timeout_s: float = 30.0) -> dict[str, object]:
     """Stop the broker cleanly (SIGTERM, then SIGKILL after timeout_s); harmless if stopped."""
     paths = _paths(cfg)
-    pid = _pid(paths)
-    if pid is None:
-        paths.pid_file.unlink(missing_ok=True)
-        log.info("Kafka broker not running")
-        return status(cfg)
-    terminate(pid, "Kafka broker", timeout_s)
-    paths.pid_file.unlink(missing_ok=True)
-    log.info("Kafka broker stopped (pid %s)", pid)
+    stop(_pid(paths), paths.pid_file, "Kafka broker", timeout_s)
     return status(cfg)

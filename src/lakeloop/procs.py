@@ -63,6 +63,18 @@ def terminate(pid: int, what: str, timeout_s: float) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def stop(pid: int | None, pid_file: Path, what: str, timeout_s: float) -> None:
+    """Stop the process of `pid_file` (`pid`: its live pid, None when it is not running) with
+    `terminate`, and remove the pid file; harmless when it is not running."""
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        log.info("%s not running", what)
+        return
+    terminate(pid, what, timeout_s)
+    pid_file.unlink(missing_ok=True)
+    log.info("%s stopped (pid %s)", what, pid)
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     """Something accepts TCP connections on host:port."""
     try:

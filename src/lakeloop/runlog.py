@@ -258,14 +258,19 @@ def runs(spark: SparkSession, pipeline: Pipeline) -> DataFrame:
 def in_progress(spark: SparkSession, pipeline: Pipeline) -> list[RunRecord]:
     """The runs of `pipeline` in progress per their markers (or killed and not yet marked
     abandoned), as `running` records. A folder listing, no Spark job."""
-    found = []
-    for uri in storage.glob_files(spark, pipeline.uri("_runs", pipeline.name, "*", "*", "*.json")):
+    pattern = pipeline.uri("_runs", pipeline.name, "*", "*", "*.json")
+    return [_from_marker(m, RUNNING) for _, m in _read_markers(spark, pattern)]
+
+
+def _read_markers(spark: SparkSession, pattern: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(uri, content) of each marker file matching the Hadoop glob `pattern` (none when its
+    folder does not exist). A marker that cannot be read is skipped: being written, or removed
+    by its run meanwhile (a live run, or one that just finished)."""
+    for uri in storage.glob_files(spark, pattern):
         try:
-            m = json.loads(storage.read_text(spark, uri))
-        except Exception:  # removed by its run meanwhile (it finished), or being written
+            yield uri, json.loads(storage.read_text(spark, uri))
+        except Exception:
             continue
-        found.append(_from_marker(m, RUNNING))
-    return found
 
 
 def _from_marker(m: dict[str, Any], status: str, **details: str) -> RunRecord:
@@ -281,15 +286,6 @@ def _from_marker(m: dict[str, Any], status: str, **details: str) -> RunRecord:
     )
 
 
-def _markers(spark: SparkSession, folder: str) -> list[str]:
-    """The marker files in `folder` (none when it does not exist)."""
-    fs, path = storage._fs_path(spark, folder)
-    if not fs.exists(path):
-        return []
-    names = [st.getPath().getName() for st in fs.listStatus(path)]
-    return [f"{folder}/{n}" for n in sorted(names) if n.endswith(".json")]
-
-
 def abandoned(
     spark: SparkSession, pipeline: Pipeline, rec: RunRecord
 ) -> list[tuple[str, RunRecord]]:
@@ -297,11 +293,7 @@ def abandoned(
     still in progress per its marker while its process is gone from this host. A run of
     another host, or whose process lives, is never marked. No Spark job: a folder listing."""
     host, found = rec.details["host"], []
-    for uri in _markers(spark, marker_dir(pipeline, rec.job, rec.run_date)):
-        try:
-            m = json.loads(storage.read_text(spark, uri))
-        except Exception:  # being written, or removed by its run meanwhile: a live run
-            continue
+    for uri, m in _read_markers(spark, f"{marker_dir(pipeline, rec.job, rec.run_date)}/*.json"):
         d = {k: str(v) for k, v in (m.get("details") or {}).items()}
         if m.get("run_id") == rec.run_id or d.get("host") != host:
             continue  # this run, or another host's: not ours to judge
