@@ -348,3 +348,71 @@ def test_batch_stats_give_offset_ranges_and_counts_per_partition(spark):
             "dead_letters": 0,
         },
     ]  # partition 2 had no message; partition 7 is counted in `other` (the job recounts)
+
+
+# Records where counting ':' could go wrong: colons in values, keys and nested objects, \u
+# escapes, JSON nulls, missing and duplicate keys, whitespace, case, non-objects.
+TRICKY_JSON = [
+    '{"id": "a", "ts": "2026-01-05T14:30:00Z", "n": 1}',
+    '{"id": "a:b:c", "ts": "14:30", "n": 1}',
+    '{"id": "a", "ts": "2026-01-05 14:30:00", "n": 1, "more": "x"}',
+    '{"id" : "a" , "ts" : "1:2" , "n" : 1 , "more" : 2}',
+    '{"id": "a\\u003ab", "n": 1, "more": 2}',
+    '{"id": "a\\u003a", "ts": "x", "n": 1}',
+    '{"id": "a", "n": null, "more": 1}',
+    '{"id": "a", "n": null}',
+    '{"id": "a"}',
+    '{"id": "a", "more": {"k": "v:w"}}',
+    '{"id": "a", "ts": "x", "n": 1, "x:y": 1}',
+    '{"id": "a", "id": "b:c", "n": 1, "more": 1}',
+    '{"id": "a", "ts": "t", "n": 1, "ID": "b"}',
+    '{"ID": "b", "ts": "t", "n": 1}',
+    '{"id": {"nested": "a:b"}, "n": 1}',
+    '{"id": "a", "n": 1, "ts": "::", "x": "::"}',
+    '{"id": "\\"quoted\\": yes", "n": 1}',
+    '{"id": "é:ü", "ts": "日本:語", "n": 1, "ß": 1}',
+    '{"id": "a", "n": "1:2"}',
+    "[1, 2]",
+    '"a:b"',
+    "{}",
+    "",
+    "not json: at all",
+    '{"id": "a", "n": 1',
+]
+
+
+def test_the_cheap_unexpected_field_test_answers_as_the_full_parse(spark):
+    """`unexpected_fields` with the parsed record (the ':' count, no second parse for most
+    records) gives the same reason as the full key parse on every record."""
+    from pyspark.sql import types as T
+
+    from lakeloop.transforms.bronze import no_unexpected_fields, unexpected_fields
+
+    schema = T.StructType(
+        [
+            T.StructField("id", T.StringType()),
+            T.StructField("ts", T.StringType()),
+            T.StructField("n", T.IntegerType()),
+        ]
+    )
+    df = spark.createDataFrame([(r,) for r in TRICKY_JSON], "raw string").select(
+        "raw", F.from_json("raw", schema).alias("_j")
+    )
+    raw, parsed = F.col("raw"), F.col("_j")
+    out = df.select(
+        "raw",
+        unexpected_fields(raw, schema).alias("full"),
+        unexpected_fields(raw, schema, parsed).alias("cheap"),
+        no_unexpected_fields(raw, parsed, schema).alias("cleared"),
+    ).collect()
+    differ = [(r["raw"], r["full"], r["cheap"]) for r in out if r["full"] != r["cheap"]]
+    assert not differ
+    found = {r["raw"]: r["full"] for r in out}
+    assert found['{"id": "a", "n": null, "more": 1}'].endswith(": more")
+    assert found['{"id": "a", "ts": "t", "n": 1, "ID": "b"}'].endswith(": ID")
+    assert found['{"id": "é:ü", "ts": "日本:語", "n": 1, "ß": 1}'].endswith(": ß")
+    # the cheap test clears the usual record (timestamps' colons and all) without a parse
+    cleared = {r["raw"]: r["cleared"] for r in out}
+    assert cleared['{"id": "a", "ts": "2026-01-05T14:30:00Z", "n": 1}']
+    assert cleared['{"id": "a:b:c", "ts": "14:30", "n": 1}']
+    assert not cleared['{"id": "a\\u003a", "ts": "x", "n": 1}']  # an escape: no answer
