@@ -34,6 +34,7 @@ from lakeloop.transforms.bronze import (
     good_records,
     kafka_records,
     offset_ranges,
+    parsed_once,
     ranges_of,
 )
 
@@ -253,7 +254,12 @@ def ingest_source(
         n, bad = stats["messages"], stats["dead_letters"]
         v_dl = (
             delta_io.append_once(
-                dead_letters(records), dl_path, app_id, batch_id, rec.run_id, BRONZE_PROPERTIES
+                dead_letters(parsed_once(records, f"kafka_dead_letters_{source.name}_{batch_id}")),
+                dl_path,
+                app_id,
+                batch_id,
+                rec.run_id,
+                BRONZE_PROPERTIES,
             )[1]
             if bad
             else None

@@ -416,3 +416,22 @@ def test_the_cheap_unexpected_field_test_answers_as_the_full_parse(spark):
     assert cleared['{"id": "a", "ts": "2026-01-05T14:30:00Z", "n": 1}']
     assert cleared['{"id": "a:b:c", "ts": "14:30", "n": 1}']
     assert not cleared['{"id": "a\\u003a", "ts": "x", "n": 1}']  # an escape: no answer
+
+
+def test_a_filter_on_the_reason_parses_each_message_once_behind_parsed_once(spark):
+    """good_records/dead_letters filter on `_error`. Spark pushes such a filter below the
+    JSON parse and parses again for each field the reasons read; behind `parsed_once` the
+    plan parses as `kafka_records` alone does (the record, and a rejected one as text)."""
+    from lakeloop.transforms.bronze import parsed_once
+
+    records = kafka_records(_messages(spark, [b'{"id": "a", "n": 1}', b"bad"]), SCHEMA, 1, D)
+
+    def parses(df) -> int:
+        return df._jdf.queryExecution().optimizedPlan().toString().count("from_json")
+
+    once = parses(records)
+    assert parses(dead_letters(records)) > 2 * once  # the trap parsed_once avoids
+    assert parses(dead_letters(parsed_once(records, "t_dead"))) == once
+    assert parses(good_records(parsed_once(records, "t_good"), SCHEMA)) == once
+    dead = dead_letters(parsed_once(records, "t_rows")).select("_offset", "_error").collect()
+    assert [(r["_offset"], r["_error"] is not None) for r in dead] == [(11, True)]
