@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from functools import reduce
+from operator import or_
 
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
@@ -202,39 +204,37 @@ def _as_text(schema: T.StructType) -> T.StructType:
     return T.StructType([T.StructField(f.name, T.StringType()) for f in schema.fields])
 
 
-def _colons(text: Column) -> Column:
-    """How many ':' `text` holds (bytes: ':' is one byte in UTF-8)."""
-    return F.octet_length(text) - F.octet_length(F.replace(text, F.lit(":"), F.lit("")))
+# JSON's whitespace: where one stands before a ':', a field's separator may not follow its '"'.
+_JSON_SPACE = (" ", "\t", "\n", "\r")
 
 
 def no_unexpected_fields(raw: Column, parsed: Column, schema: T.StructType) -> Column:
     """True only when the JSON record `raw` (parsed into `parsed` by `schema`) cannot hold a
     top-level field outside `schema`; false when it might (then `unexpected_fields` decides).
 
-    A cheap test in place of a second parse: each top-level field of `raw` puts one ':' (its
-    key-value separator) in the text, and the rest of the text's ':' are inside keys, string
-    values and nested objects. So with the ':' of the schema's string values taken away (they
-    are in the text as they are in `parsed`, unless written as a \\u escape: then no answer),
-    at most as many ':' as the schema has non-null values mean that every field of the record is
-    one of the schema's."""
-    strings = [f.name for f in schema.fields if isinstance(f.dataType, T.StringType)]
-    in_values = [F.coalesce(_colons(parsed.getField(n)), F.lit(0)) for n in strings]
-    present = [F.when(parsed.getField(f.name).isNotNull(), 1).otherwise(0) for f in schema.fields]
-    outside_values = _colons(raw) - sum(in_values, F.lit(0))
-    return ~raw.contains("\\u") & (outside_values <= sum(present, F.lit(0)))
+    A cheap test in place of a second parse: the text of each top-level field is `"key":` then
+    the value (JSON allows whitespace before the ':'; a record with any whitespace before a ':'
+    is left to the parse). So the text holds at least one `":` per field, and when it holds no
+    more of them than the schema has non-null values, every field of the record is one of the
+    schema's. `substring_index` stops looking after that many: a record that passes is scanned
+    once and nothing is copied."""
+    present = sum(
+        (F.when(parsed.getField(f.name).isNotNull(), 1).otherwise(0) for f in schema.fields),
+        F.lit(0),
+    )
+    spaced = reduce(or_, [raw.contains(f"{w}:") for w in _JSON_SPACE])
+    upto = F.call_function("substring_index", raw, F.lit('":'), present + 1)
+    return ~spaced & (F.octet_length(upto) == F.octet_length(raw))
 
 
 def unexpected_fields(raw: Column, schema: T.StructType, parsed: Column | None = None) -> Column:
     """Error text when a JSON object carries fields the schema does not declare (a schema change
     upstream must not be silently dropped). With `parsed` (`raw` parsed by `schema`), a record
-    that `no_unexpected_fields` clears is not parsed again. Otherwise the per-record test is a
-    membership check of each key (no set built per record); the text is built only for the
-    records it fails."""
+    that `no_unexpected_fields` clears is not parsed again."""
     names = [f.name for f in schema.fields]
-    keys = F.json_object_keys(raw)
-    extra = F.array_except(keys, F.array(*[F.lit(n) for n in names]))
+    extra = F.array_except(F.json_object_keys(raw), F.array(*[F.lit(n) for n in names]))
     found = F.when(
-        F.exists(keys, lambda k: ~k.isin(names)),
+        F.size(extra) > 0,
         F.concat(F.lit("unexpected field(s) not in the schema: "), F.array_join(extra, ", ")),
     )
     if parsed is None:

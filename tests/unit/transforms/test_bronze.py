@@ -350,8 +350,8 @@ def test_batch_stats_give_offset_ranges_and_counts_per_partition(spark):
     ]  # partition 2 had no message; partition 7 is counted in `other` (the job recounts)
 
 
-# Records where counting ':' could go wrong: colons in values, keys and nested objects, \u
-# escapes, JSON nulls, missing and duplicate keys, whitespace, case, non-objects.
+# Records where counting `":` could go wrong: colons and quotes in values, keys and nested
+# objects, \u escapes, JSON nulls, missing and duplicate keys, whitespace, case, non-objects.
 TRICKY_JSON = [
     '{"id": "a", "ts": "2026-01-05T14:30:00Z", "n": 1}',
     '{"id": "a:b:c", "ts": "14:30", "n": 1}',
@@ -378,11 +378,19 @@ TRICKY_JSON = [
     "",
     "not json: at all",
     '{"id": "a", "n": 1',
+    '{"id":"a","n":1,"more":2}',
+    '{"id"\t:"a","n":1,"more"\t:2}',
+    '{"id":"a",\n"n":1,\n"more"\n:2}',
+    '{"id"\r:"a","more"\r:2,"n":1}',
+    '{"id": "x\\": y", "n": 1, "more": 2}',
+    '{"id": "a", "more": 1}',
+    '{"x\\":y": 1, "id": "a", "n": 1}',
+    '{"id": "a", "ts": "\\":", "n": 1}',
 ]
 
 
 def test_the_cheap_unexpected_field_test_answers_as_the_full_parse(spark):
-    """`unexpected_fields` with the parsed record (the ':' count, no second parse for most
+    """`unexpected_fields` with the parsed record (the `":` count, no second parse for most
     records) gives the same reason as the full key parse on every record."""
     from pyspark.sql import types as T
 
@@ -415,7 +423,8 @@ def test_the_cheap_unexpected_field_test_answers_as_the_full_parse(spark):
     cleared = {r["raw"]: r["cleared"] for r in out}
     assert cleared['{"id": "a", "ts": "2026-01-05T14:30:00Z", "n": 1}']
     assert cleared['{"id": "a:b:c", "ts": "14:30", "n": 1}']
-    assert not cleared['{"id": "a\\u003a", "ts": "x", "n": 1}']  # an escape: no answer
+    assert cleared['{"id": "a\\u003a", "ts": "x", "n": 1}']
+    assert not cleared['{"id" : "a" , "ts" : "1:2" , "n" : 1 , "more" : 2}']  # ' :': no answer
 
 
 def test_a_filter_on_the_reason_parses_each_message_once_behind_parsed_once(spark):
