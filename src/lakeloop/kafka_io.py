@@ -73,20 +73,27 @@ def spark_source_options(
 
 
 def topic_partitions(cfg: AppConfig, source: KafkaSource) -> list[int]:
-    """The topic's partition ids per the broker (empty when the topic does not exist)."""
-    from kafka import KafkaConsumer
+    """The topic's partition ids per the broker (empty when the topic does not exist). Asked
+    through the admin client: a consumer probes the broker's API versions first (~0.1 s of a
+    run's fixed cost; the admin client's answer takes ~10 ms)."""
     from kafka.errors import KafkaError
 
+    admin = _admin(cfg, source)
     try:
-        consumer = KafkaConsumer(**python_client_config(cfg, source))
+        (desc,) = admin.describe_topics([source.topic])
     except KafkaError as e:
         raise ConnectionError(
             f"Kafka at {bootstrap(cfg, source)} does not answer ({type(e).__name__})"
         ) from None
-    try:
-        return sorted(consumer.partitions_for_topic(source.topic) or [])
     finally:
-        consumer.close()
+        admin.close()
+    if desc["error_code"] == 3:  # UNKNOWN_TOPIC_OR_PARTITION
+        return []
+    if desc["error_code"]:
+        raise TopicError(
+            f"describing topic {source.topic} failed: Kafka error {desc['error_code']}"
+        )
+    return sorted(p["partition_index"] for p in desc["partitions"])
 
 
 class TopicError(RuntimeError):

@@ -5,6 +5,8 @@ matter)."""
 
 import datetime as dt
 import json
+import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -122,3 +124,24 @@ def test_topic_settings_are_checked_when_the_spec_loads(cfg, tmp_path):
     msg = str(e.value)
     assert "key sources.kafka.0.partitions: Input should be greater than or equal to 1" in msg
     assert "key sources.kafka.0.retention_ms: Input should be greater than or equal to -1" in msg
+
+
+def test_ingest_with_no_broker_answering_fails_within_the_timeout_and_writes_nothing(
+    spark, cfg, tmp_path, caplog
+):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p, path = _spec(
+        cfg, tmp_path, "test.nobroker", bootstrap_servers=f"127.0.0.1:{port}", broker_timeout_s=3
+    )
+    t0 = time.monotonic()
+    assert cli.main(_cli(path, p.root, "run", "ingest_kafka", "--date", "2026-01-01")) == 1
+    assert time.monotonic() - t0 < 60
+    want = f"ingest_kafka failed: source sales: Kafka at 127.0.0.1:{port} does not answer"
+    assert want in caplog.text and "nothing was written" in caplog.text
+    assert "Traceback" not in caplog.text
+    source = p.spec.sources.kafka[0]
+    for key in ("bronze_sales", "dead_letter"):
+        assert delta_io.version(spark, p.table_path(key)) is None, key
+    assert not Path(p.checkpoint(source)).exists()

@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 
 from lakeloop import delta_io, runlog, storage
 from lakeloop.jobs.common import JobError, main_for, observed
-from lakeloop.kafka_io import bootstrap, spark_source_options, topic_partitions
+from lakeloop.kafka_io import TopicError, bootstrap, spark_source_options, topic_partitions
 from lakeloop.schemas import KAFKA_LINEAGE, STATS_COLUMNS
 from lakeloop.spec import KafkaSource, Pipeline
 from lakeloop.transforms.bronze import (
@@ -114,7 +114,7 @@ def resume_offsets(
         return None
     try:
         partitions = topic_partitions(pipeline.cfg, source)
-    except ConnectionError as e:
+    except (ConnectionError, TopicError) as e:
         raise JobError(f"source {source.name}: {e}; nothing was written") from None
     offsets = {str(p): done.get(p, -2) for p in partitions}  # -2: earliest
     log.warning(
@@ -353,7 +353,7 @@ def run(spark: SparkSession, pipeline: Pipeline, date: dt.date) -> runlog.RunRec
         for source in pipeline.spec.sources.kafka:
             try:
                 partitions[source.name] = topic_partitions(pipeline.cfg, source)
-            except ConnectionError as e:
+            except (ConnectionError, TopicError) as e:
                 raise JobError(f"source {source.name}: {e}; nothing was written") from None
             if not partitions[source.name]:
                 raise JobError(f"{missing_topic_message(pipeline, source)}; nothing was written")
