@@ -36,6 +36,11 @@ def session_conf(cfg: AppConfig, launches_jvm: bool = True) -> dict[str, str]:
         # error-reason expressions produce such methods. Above this size Spark splits the stage
         # instead (measured: CSV bronze read 4.0 -> 2.0 CPU-s per 700k rows).
         "spark.sql.codegen.hugeMethodLimit": "8000",
+        # PySpark records the Python call site of every Column operation in the JVM (for the
+        # "DataFrame query context" of an error): 8 more py4j round trips per operation, ~75%
+        # of the ~2,300 calls that build ingest_kafka's plan of a batch (~6,000 for
+        # ingest_files'). Spark's own switch turns it off; `extra_conf` can turn it back on.
+        "spark.python.sql.dataFrameDebugging.enabled": "false",
         "spark.sql.warehouse.dir": uris.join(cfg.lakehouse_root, "_warehouse"),
         # Spark masks conf values (UI, event log, errors) whose key matches redaction.regex and
         # data source options (plans, EXPLAIN) matching redaction.options.regex: add the
