@@ -296,7 +296,8 @@ def bench_files(spark, pipeline, args, bench_dir: Path, phases: Phases, notes: l
         f"files: {bad:,} of {args.rows:,} records malformed ({args.malformed:.1%} rate; ours "
         f"captured each with its reason, the parquet baseline nulls what it cannot parse)"
     )
-    return ours_side, base_side, messages, (warm_ours[-1], warm_base[-1])
+    sides = [side for side, _ in runs]  # ours, the baseline[, the diag side]
+    return sides, messages, (warm_ours[-1], warm_base[-1])
 
 
 # --- Kafka -> bronze -------------------------------------------------------------------------
@@ -614,8 +615,9 @@ def main(argv: list[str] | None = None) -> int:
                     trace_bench_errors=True,
                 )
                 if out:
-                    ours, base, messages, warm = out
-                    res.sides += [ours, base]
+                    sides, messages, warm = out
+                    ours, base = sides[:2]
+                    res.sides += sides
                     res.ratios["files_vs_parquet"] = base.best / ours.best
                     res.notes.append(
                         f"fixed cost, roughly (2nd warm-up run, {args.warmup_rows:,} rows): "
