@@ -313,33 +313,31 @@ def bench_files(spark, pipeline, args, bench_dir: Path, phases: Phases, notes: l
                 f"the diag side wrote {d['n']} rows ({d['bad']} malformed), expected {args.rows} "
                 f"({bad} malformed)"
             )
-        fl = spark.read.format("delta").load(floor_path).where(F.col("_ingest_date") == DAY)
-        if fl.count() != args.rows:
-            raise BenchError(f"the floor side's day holds {fl.count()} rows, expected {args.rows}")
+        fl = spark.read.format("delta").load(floor_path).where(F.col("_ingest_date") == DAY).count()
+        if fl != args.rows:
+            raise BenchError(f"the floor side's day holds {fl} rows, expected {args.rows}")
         notes.append(
             f"files, where ours' time goes (best runs): the checks, reasons and lineage columns "
             f"(diag - parquet) {diag_side.best - base_side.best:+.2f}s; Delta's replaceWhere, "
             f"the run log and the job around it (ours - diag) {ours_side.best - diag_side.best:+.2f}s"
         )
-        notes.append(_floor_note("files_vs_parquet", base_side, floor_side))
+        notes.append(
+            "files_vs_parquet "
+            + timing.floor_text(
+                base_side,
+                floor_side,
+                GOALS["files_vs_parquet"],
+                "the baseline's rows written to Delta, replacing the day",
+                "out of reach for any write that replaces the day in Delta",
+            )
+        )
     shutil.rmtree(out_root, ignore_errors=True)
     notes.append(
         f"files: {bad:,} of {args.rows:,} records malformed ({args.malformed:.1%} rate; ours "
         f"captured each with its reason, the parquet baseline nulls what it cannot parse)"
     )
-    sides = [side for side, _ in runs]  # ours, the baseline[, the diag side]
+    sides = [side for side, _ in runs]  # ours, the baseline[, diag, floor]
     return sides, messages, (warm_ours[-1], warm_base[-1])
-
-
-def _floor_note(ratio: str, base: Side, floor: Side) -> str:
-    """What the floor side (the baseline's own rows written to Delta as lakeloop must write a
-    day: replacing it) says of `ratio`'s goal: no design that writes Delta so does better."""
-    value, goal = base.best / floor.best, GOALS[ratio]
-    verdict = "reachable" if value >= goal else "out of reach for any write that replaces the day"
-    return (
-        f"{ratio} floor: the baseline's rows written to Delta, replacing the day: "
-        f"{floor.best:.2f}s, ratio {value:.2f} (goal {goal}: {verdict} in Delta)"
-    )
 
 
 # --- Kafka -> bronze -------------------------------------------------------------------------

@@ -195,6 +195,14 @@ def alternate(
     return last
 
 
+def floor_text(base: Side, floor: Side, goal: float, what: str, out_of_reach: str) -> str:
+    """What a floor side (the least work any implementation must do: `what`) says of a goal:
+    the baseline's time over the floor's is the best ratio any implementation can reach."""
+    value = base.best / floor.best
+    verdict = "reachable" if value >= goal else out_of_reach
+    return f"floor: {what}: {floor.best:.2f}s; best possible ratio {value:.2f} (goal {goal}: {verdict})"
+
+
 # --- results and report ----------------------------------------------------------------------
 
 
