@@ -80,20 +80,14 @@ def topic_partitions(cfg: AppConfig, source: KafkaSource) -> list[int]:
 
     admin = _admin(cfg, source)
     try:
-        (desc,) = admin.describe_topics([source.topic])
+        desc = _description(admin, source.topic)
     except KafkaError as e:
         raise ConnectionError(
             f"Kafka at {bootstrap(cfg, source)} does not answer ({type(e).__name__})"
         ) from None
     finally:
         admin.close()
-    if desc["error_code"] == 3:  # UNKNOWN_TOPIC_OR_PARTITION
-        return []
-    if desc["error_code"]:
-        raise TopicError(
-            f"describing topic {source.topic} failed: Kafka error {desc['error_code']}"
-        )
-    return sorted(p["partition_index"] for p in desc["partitions"])
+    return [] if desc is None else sorted(p["partition_index"] for p in desc["partitions"])
 
 
 class TopicError(RuntimeError):
@@ -129,13 +123,21 @@ def _admin(cfg: AppConfig, source: KafkaSource):
         ) from None
 
 
-def _describe(admin, topic: str) -> tuple[int, int] | None:
-    """(partitions, replication factor) of the topic, None when it does not exist."""
+def _description(admin, topic: str) -> dict | None:
+    """The broker's description of the topic (its `partitions`), None when it does not exist."""
     (desc,) = admin.describe_topics([topic])
     if desc["error_code"] == 3 or not desc["partitions"]:  # UNKNOWN_TOPIC_OR_PARTITION
         return None
     if desc["error_code"]:
         raise TopicError(f"describing topic {topic} failed: Kafka error {desc['error_code']}")
+    return desc
+
+
+def _describe(admin, topic: str) -> tuple[int, int] | None:
+    """(partitions, replication factor) of the topic, None when it does not exist."""
+    desc = _description(admin, topic)
+    if desc is None:
+        return None
     parts = desc["partitions"]
     return len(parts), min(len(p["replica_nodes"]) for p in parts)
 
