@@ -229,15 +229,8 @@ def bench_files(spark, pipeline, args, bench_dir: Path, phases: Phases, notes: l
     def floor(day: dt.date) -> None:
         """The bare rows written as ours must write a day: into a Delta table partitioned by the
         date, replacing that date (idempotent), with ours' table properties (no statistics)."""
-        (
-            bare_rows(day)
-            .withColumn("_ingest_date", F.lit(day))
-            .write.format("delta")
-            .mode("overwrite")
-            .option("replaceWhere", f"_ingest_date = '{day.isoformat()}'")
-            .options(**ingest_files.BRONZE_PROPERTIES)
-            .partitionBy("_ingest_date")
-            .save(floor_path)
+        timing.replace_day(
+            bare_rows(day), floor_path, "_ingest_date", day, ingest_files.BRONZE_PROPERTIES
         )
 
     say(

@@ -195,6 +195,22 @@ def alternate(
     return last
 
 
+def replace_day(df, path: str, column: str, day, properties: dict[str, str]) -> None:
+    """`df` + `column` = `day` written as lakeloop writes a day, in its least form: a Delta
+    table partitioned by `column`, that day replaced (the floors of the benches)."""
+    from pyspark.sql import functions as F
+
+    (
+        df.withColumn(column, F.lit(day))
+        .write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", f"{column} = '{day.isoformat()}'")
+        .options(**properties)
+        .partitionBy(column)
+        .save(path)
+    )
+
+
 def floor_text(base: Side, floor: Side, goal: float, what: str, out_of_reach: str) -> str:
     """What a floor side (the least work any implementation must do: `what`) says of a goal:
     the baseline's time over the floor's is the best ratio any implementation can reach."""

@@ -710,15 +710,12 @@ def bench_scoring(spark, args, data: dict[str, str], scratch: Path, model, notes
     def floor(which: str) -> None:
         """The bare side's rows written as predict must write a day: into a Delta table
         partitioned by the date, replacing that date (no statistics: the least Delta does)."""
-        (
-            model.transform(entities(which))
-            .select(KEY, mlp.PREDICTION, F.lit(DAY).alias(PREDICTION_DATE))
-            .write.format("delta")
-            .mode("overwrite")
-            .option("replaceWhere", f"{PREDICTION_DATE} = '{DAY.isoformat()}'")
-            .options(**delta_io.stats_properties([]))
-            .partitionBy(PREDICTION_DATE)
-            .save(floor_path)
+        timing.replace_day(
+            model.transform(entities(which)).select(KEY, mlp.PREDICTION),
+            floor_path,
+            PREDICTION_DATE,
+            DAY,
+            delta_io.stats_properties([]),
         )
 
     sides = [

@@ -506,15 +506,13 @@ def bench_pit(spark, args, scratch: Path, notes: list[str]) -> tuple[list[Side],
     def noop(df) -> None:
         df.write.format("noop").mode("overwrite").save()
 
-    known: dict[str, tuple[dt.date, dt.date]] = {}
+    known: dict[str, tuple[dt.date, dt.date]] = {}  # label date bounds, found before timing
 
     def floor(which: str) -> None:
         """What any join must do at least: read the labels and the feature rows of the
         look-back (the same partition pruning as both joins), every column, no join; the
         label date bounds given (not timed), so no join can do less."""
         features, labels = read(which)
-        if which not in known:
-            known[which] = bounds(labels)
         noop(labels)
         noop(pruned_features(features, "feature_date", known[which], lookback))
 
@@ -578,8 +576,8 @@ def bench_pit(spark, args, scratch: Path, notes: list[str]) -> tuple[list[Side],
         t = time.perf_counter()
         noop(fn("warm"))
         say(f"  warm-up {side.name}: {time.perf_counter() - t:.2f}s")
+    known.update({w: bounds(read(w)[1]) for w in ("warm", "main")})
     floor("warm")
-    known["main"] = bounds(read("main")[1])
     say(f"pit: timed runs, {args.repeats} per side, order alternating (noop write of all columns)")
     floor_side = Side("pit  floor: read labels + look-back features", args.pit_labels)
     with CpuWatch("the timed pit runs", notes, say, note_always=True):
