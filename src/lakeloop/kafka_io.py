@@ -112,10 +112,13 @@ def _admin(cfg: AppConfig, source: KafkaSource):
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    timeout_ms = int(source.broker_timeout_s * 1000)
     try:
+        # both waits: kafka-python's bootstrap (its first connection) otherwise waits 30 s
         return KafkaAdminClient(
             **python_client_config(cfg, source),
-            request_timeout_ms=int(source.broker_timeout_s * 1000),
+            request_timeout_ms=timeout_ms,
+            bootstrap_timeout_ms=timeout_ms,
         )
     except KafkaError as e:
         raise ConnectionError(
