@@ -119,14 +119,12 @@ def answers(cfg: AppConfig, timeout_s: float = 5.0) -> bool:
     b = cfg.kafka.broker
     if not port_open(b.host, b.port):
         return False
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    from lakeloop.kafka_io import admin_client
+
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=f"{b.host}:{b.port}",
-            request_timeout_ms=int(timeout_s * 1000),
-        )
+        admin = admin_client({"bootstrap_servers": f"{b.host}:{b.port}"}, timeout_s)
         try:
             admin.list_topics()
         finally:

@@ -108,18 +108,22 @@ class TopicState:
     changes: tuple[str, ...]  # empty: the topic already was as the spec says
 
 
-def _admin(cfg: AppConfig, source: KafkaSource):
+def admin_client(config: dict[str, Any], timeout_s: float):
+    """A kafka-python admin client that waits at most `timeout_s` for the broker: for each
+    request and for its first connection (kafka-python's bootstrap otherwise waits 30 s)."""
     from kafka import KafkaAdminClient
+
+    timeout_ms = int(timeout_s * 1000)
+    return KafkaAdminClient(
+        **config, request_timeout_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms
+    )
+
+
+def _admin(cfg: AppConfig, source: KafkaSource):
     from kafka.errors import KafkaError
 
-    timeout_ms = int(source.broker_timeout_s * 1000)
     try:
-        # both waits: kafka-python's bootstrap (its first connection) otherwise waits 30 s
-        return KafkaAdminClient(
-            **python_client_config(cfg, source),
-            request_timeout_ms=timeout_ms,
-            bootstrap_timeout_ms=timeout_ms,
-        )
+        return admin_client(python_client_config(cfg, source), source.broker_timeout_s)
     except KafkaError as e:
         raise ConnectionError(
             f"Kafka at {bootstrap(cfg, source)} does not answer ({type(e).__name__})"
