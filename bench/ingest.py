@@ -317,7 +317,7 @@ def bench_files(spark, pipeline, args, bench_dir: Path, phases: Phases, notes: l
         notes.append(
             "files_vs_parquet "
             + timing.floor_text(
-                base_side,
+                base_side.best,
                 floor_side,
                 GOALS["files_vs_parquet"],
                 "the baseline's rows written to Delta, replacing the day",

@@ -211,13 +211,11 @@ def replace_day(df, path: str, column: str, day, properties: dict[str, str]) -> 
     )
 
 
-def floor_text(
-    base: Side, floor: Side, goal: float, what: str, out_of_reach: str, base_s: float | None = None
-) -> str:
+def floor_text(base_s: float, floor: Side, goal: float, what: str, out_of_reach: str) -> str:
     """What a floor side (the least work any implementation must do: `what`) says of a goal:
-    the baseline's time (`base_s` when given, else its best run) over the floor's is the best
-    ratio any implementation can reach."""
-    value = (base.best if base_s is None else base_s) / floor.best
+    the baseline's time `base_s` over the floor's is the best ratio any implementation can
+    reach."""
+    value = base_s / floor.best
     verdict = "reachable" if value >= goal else out_of_reach
     return f"floor: {what}: {floor.best:.2f}s; best possible ratio {value:.2f} (goal {goal}: {verdict})"
 

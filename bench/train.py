@@ -785,7 +785,7 @@ def bench_scoring(spark, args, data: dict[str, str], scratch: Path, model, notes
             f"{ours_side.best - diag.best:+.2f}s"
         )
         SECONDARY["scoring_vs_bare (floor)"] = timing.floor_text(
-            base_side,
+            base_side.best,
             floor_side,
             GOALS["scoring_vs_bare"],
             "the bare rows written to Delta, replacing the day",
